@@ -1,0 +1,34 @@
+import zoneinfo
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+TIMEZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        STUDENT = "student", _("Student")
+        INSTRUCTOR = "instructor", _("Instructor")
+
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.STUDENT)
+    display_name = models.CharField(_("display name"), max_length=150, blank=True)
+    timezone = models.CharField(
+        _("time zone"), max_length=64, choices=TIMEZONE_CHOICES, default="UTC"
+    )
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        """What other people see: the display name, else the full name, else the username."""
+        return self.display_name or self.get_full_name() or self.get_username()
+
+    @property
+    def is_instructor(self) -> bool:
+        return self.role == self.Role.INSTRUCTOR or self.is_staff

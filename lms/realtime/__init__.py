@@ -1,0 +1,133 @@
+"""Server-sent events for the whole project: the only package that knows django-eventstream.
+
+Apps register their channel families (`register_channel`), publish from their actions
+(`publish_fragment_on_commit`), and give pages a stream URL (`event_stream_url`). Events are
+stored by django-eventstream's model storage before they are announced, so a page that
+reconnects with its last event id gets everything it missed.
+"""
+
+import json
+import logging
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from lms.realtime.channels import can_read_channel, channel, parse_channel, register_channel
+from lms.realtime.hub import CONTROL_KEY, EVENTS_KEY, current_hub
+
+__all__ = [
+    "can_read_channel",
+    "channel",
+    "event_stream_url",
+    "last_event_id",
+    "parse_channel",
+    "publish",
+    "publish_fragment_on_commit",
+    "publish_on_commit",
+    "recheck_user_streams_on_commit",
+    "register_channel",
+]
+
+logger = logging.getLogger(__name__)
+
+STREAM_PATH = "/events/"
+_redis = None
+
+
+def last_event_id(channels: list[str]) -> str:
+    """The id a page passes back when it connects, so that nothing after it is lost.
+
+    Read it before querying what the page shows: a duplicate beats a gap (the page ignores
+    events it has already applied).
+    """
+    from django_eventstream import get_current_event_id
+
+    return get_current_event_id(channels)
+
+
+def event_stream_url(channels: list[str]) -> str:
+    """The URL a page's `sse-connect` opens for `channels`, resuming from now."""
+    query = [("channel", name) for name in channels]
+    query.append(("lastEventId", last_event_id(channels)))
+    return STREAM_PATH + "?" + urlencode(query)
+
+
+def publish(channel_name: str, event: str, data: str, *, stored: bool = True) -> int | None:
+    """Store (unless `stored` is false) and announce one event now; returns its id.
+
+    Storing comes first, so a page that was away replays it. If Redis is down the event is
+    still stored and every process picks it up from storage once Redis is back.
+    """
+    from django_eventstream.utils import get_storage, publish_event
+
+    eid = storage_id = None
+    if stored:
+        storage_id = get_storage().append_event(channel_name, event, data).id
+        eid = int(storage_id)
+    message = {"channel": channel_name, "event_type": event, "data": data, "pub_id": eid}
+    if settings.REDIS_URL:
+        _publish_to_redis(EVENTS_KEY, message)
+    else:
+        hub = current_hub()
+        if hub is not None:
+            hub.loop.call_soon_threadsafe(hub.deliver, channel_name, event, data, eid)
+    if settings.GRIP_URL:
+        publish_event(
+            channel_name,
+            event,
+            data,
+            str(eid) if eid else None,
+            str(eid - 1) if eid else None,
+        )
+    return eid
+
+
+def publish_on_commit(channel_name: str, event: str, data: str, *, stored: bool = True) -> None:
+    """Publish once the surrounding transaction commits; a rollback sends nothing."""
+    transaction.on_commit(lambda: publish(channel_name, event, data, stored=stored), robust=True)
+
+
+def publish_fragment_on_commit(
+    channel_name: str, event: str, template: str, context: dict, *, stored: bool = True
+) -> None:
+    """Render `template` (usually "app/page.html#partial") and push it after commit.
+
+    Rendered once per event, never per subscriber, and without a request: keep pushed
+    partials viewer-neutral.
+    """
+
+    def send() -> None:
+        publish(channel_name, event, render_to_string(template, context).strip(), stored=stored)
+
+    transaction.on_commit(send, robust=True)
+
+
+def recheck_user_streams_on_commit(user_id: int) -> None:
+    """After commit, end the user's open streams (on every process) that they may no longer read."""
+
+    def send() -> None:
+        if settings.REDIS_URL:
+            _publish_to_redis(CONTROL_KEY, {"op": "recheck", "user_id": user_id})
+        else:
+            hub = current_hub()
+            if hub is not None:
+                hub.loop.call_soon_threadsafe(hub.recheck_user, user_id)
+
+    transaction.on_commit(send, robust=True)
+
+
+def _publish_to_redis(key: str, message: dict) -> None:
+    global _redis
+    import redis
+
+    if _redis is None:
+        _redis = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
+        )
+    try:
+        _redis.publish(key, json.dumps(message))
+    except redis.RedisError as error:
+        # Stored events reach every process from storage once Redis is back.
+        logger.warning("Could not publish to Redis (%s); delivery resumes when it is back.", error)

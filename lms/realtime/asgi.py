@@ -1,0 +1,35 @@
+"""The project's ASGI application: event streams here, everything else to Django."""
+
+import logging
+
+from lms.realtime import STREAM_PATH
+from lms.realtime.stream import serve_stream
+
+logger = logging.getLogger(__name__)
+
+
+class EventStreamRouter:
+    def __init__(self, django_app, path: str = STREAM_PATH):
+        self.django_app = django_app
+        self.path = path
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == scope.get("root_path", "") + self.path:
+            await serve_stream(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        else:
+            await self.django_app(scope, receive, send)
+
+    async def lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                from lms.realtime import hub
+
+                if hub._hub is not None:
+                    await hub._hub.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,61 @@
+"""Channel names and who may read them.
+
+`lms/realtime` knows no feature: each app registers its channel family and the check that
+says who may read one, in its `AppConfig.ready()`:
+
+    register_channel("room", lambda user, pk: can_read_room(user, pk))
+
+A channel is named `<kind>-<pk>` ("room-12"). Unknown kinds and malformed names are refused.
+"""
+
+import re
+from collections.abc import Callable
+
+from django_eventstream.channelmanager import ChannelManagerBase
+
+ChannelCheck = Callable[[object, int], bool]
+
+_checks: dict[str, ChannelCheck] = {}
+_NAME = re.compile(r"^([a-z][a-z_]*)-([1-9][0-9]{0,17})$")
+
+
+def register_channel(kind: str, check: ChannelCheck) -> None:
+    """Let `check(user, pk)` decide who may read the channels `<kind>-<pk>`."""
+    if not re.fullmatch(r"[a-z][a-z_]*", kind):
+        raise ValueError(f"Channel kind {kind!r} must be lowercase letters and underscores.")
+    _checks[kind] = check
+
+
+def channel(kind: str, pk: int) -> str:
+    return f"{kind}-{int(pk)}"
+
+
+def parse_channel(name: str) -> tuple[str, int] | None:
+    match = _NAME.match(name)
+    if not match or match.group(1) not in _checks:
+        return None
+    return match.group(1), int(match.group(2))
+
+
+def can_read_channel(user, name: str) -> bool:
+    """Whether `user` (possibly anonymous) may subscribe to channel `name`. Queries the database."""
+    parsed = parse_channel(name)
+    if parsed is None:
+        return False
+    kind, pk = parsed
+    return bool(_checks[kind](user, pk))
+
+
+class ChannelManager(ChannelManagerBase):
+    """django-eventstream's hook, for its own views and `channel_permission_changed`."""
+
+    def get_channels_for_request(self, request, view_kwargs):
+        return set(request.GET.getlist("channel"))
+
+    def can_read_channel(self, user, channel):
+        from django.contrib.auth.models import AnonymousUser
+
+        return can_read_channel(user or AnonymousUser(), channel)
+
+    def is_channel_reliable(self, channel):
+        return True

@@ -1,0 +1,443 @@
+"""The per-process fan-out: one hub per worker process, serving every open stream in it.
+
+An event reaches a hub from Redis (any process published it), from this process directly when
+there is no Redis, or from storage when the hub catches up. The hub keeps each channel's
+events in id order (holding an early arrival until the event before it comes, or reading the
+gap from storage), encodes each event once, and appends it to the queue of every stream
+subscribed to the channel. Streams write their queues out; they never touch the database
+while they wait.
+
+django-eventstream's own listener is not used: it subscribes to Redis once and never again,
+so an outage of a few seconds silently ended live delivery until the process restarted; it
+dropped events past ten per wake-up; and its kicks reached only one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import connections
+
+logger = logging.getLogger(__name__)
+
+EVENTS_KEY = "lms:realtime:events"
+CONTROL_KEY = "lms:realtime:control"
+STREAMS_KEY = "lms:realtime:streams:{user_id}"
+
+# A stream that falls this far behind (a stalled client) catches up from storage instead.
+MAX_QUEUED = 2000
+# How long an event that arrived early waits for the one before it, before reading storage.
+GAP_WAIT = 0.25
+# How much a reconnecting or lagging stream replays before it is told to reload instead.
+REPLAY_LIMIT = 500
+STREAM_TTL = 120
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_db_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="realtime-db")
+
+
+def encode_event(event_type: str, data: str) -> str:
+    """The `event:` and `data:` lines of one server-sent event, without its id."""
+    event_type = re.sub(r"[\r\n\0]", "", event_type)
+    lines = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(data))
+    return f"event: {event_type}\n{lines}"
+
+
+async def run_db(fn, *args):
+    """Run `fn` in a worker thread and close its database connection before returning.
+
+    Streams never keep a connection: each database touch opens one and gives it back.
+    """
+
+    def call():
+        try:
+            return fn(*args)
+        finally:
+            connections.close_all()
+
+    return await asyncio.get_running_loop().run_in_executor(_db_executor, call)
+
+
+class Item:
+    __slots__ = ("channel", "eid", "body")
+
+    def __init__(self, channel: str, eid: int | None, body: str):
+        self.channel = channel
+        self.eid = eid
+        self.body = body
+
+
+KEEPALIVE = Item("", None, ":\n")
+
+
+class Subscriber:
+    """One open event stream, as the hub sees it."""
+
+    __slots__ = (
+        "key", "user_id", "channels", "items", "wake", "overflow", "closed", "error", "reset",
+    )
+
+    def __init__(self, user_id: int, channels: list[str]):
+        self.key = uuid.uuid4().hex
+        self.user_id = user_id
+        self.channels = channels
+        self.items: deque[Item] = deque()
+        self.wake = asyncio.Event()
+        self.overflow = False  # fell behind: catch up from storage
+        self.closed = False  # client gone or server stopping
+        self.error: dict | None = None  # ends the stream with a stream-error event
+        self.reset: set[str] = set()  # channels whose gap is older than storage keeps
+
+    def push(self, item: Item) -> None:
+        if len(self.items) >= MAX_QUEUED:
+            self.items.clear()
+            self.overflow = True
+        else:
+            self.items.append(item)
+        self.wake.set()
+
+    def end(self, error: dict | None = None) -> None:
+        if error is not None:
+            self.error = error
+        else:
+            self.closed = True
+        self.wake.set()
+
+
+class Hub:
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.by_channel: dict[str, set[Subscriber]] = {}
+        self.by_user: dict[int, set[Subscriber]] = {}
+        self.channel_last: dict[str, int] = {}
+        self.pending: dict[str, dict[int, Item]] = {}
+        self.gap_timers: dict[str, asyncio.TimerHandle] = {}
+        self.redis_url = settings.REDIS_URL
+        self.redis = None  # an asyncio client for the per-user stream count, when Redis is up
+        self.redis_up = False
+        self.tasks: list[asyncio.Task] = []
+        self.started = False
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        self.tasks.append(self.loop.create_task(self._tick()))
+        self.tasks.append(self.loop.create_task(self._poll_storage()))
+        if self.redis_url:
+            self.tasks.append(self.loop.create_task(self._listen()))
+
+    async def stop(self) -> None:
+        for subscriber in [s for subs in self.by_user.values() for s in subs]:
+            subscriber.end()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    # -- subscribers --------------------------------------------------------------------
+
+    def add(self, subscriber: Subscriber) -> None:
+        for name in subscriber.channels:
+            self.by_channel.setdefault(name, set()).add(subscriber)
+        self.by_user.setdefault(subscriber.user_id, set()).add(subscriber)
+
+    def remove(self, subscriber: Subscriber) -> None:
+        for name in subscriber.channels:
+            subs = self.by_channel.get(name)
+            if subs is None:
+                continue
+            subs.discard(subscriber)
+            if not subs:
+                del self.by_channel[name]
+                self.channel_last.pop(name, None)
+                self.pending.pop(name, None)
+                timer = self.gap_timers.pop(name, None)
+                if timer:
+                    timer.cancel()
+        mine = self.by_user.get(subscriber.user_id)
+        if mine is not None:
+            mine.discard(subscriber)
+            if not mine:
+                del self.by_user[subscriber.user_id]
+        if self.redis_up and self.redis is not None:
+            key = STREAMS_KEY.format(user_id=subscriber.user_id)
+            self.loop.create_task(self._quietly(self.redis.zrem(key, subscriber.key)))
+
+    async def admit(self, subscriber: Subscriber, limit: int) -> bool:
+        """Whether the user may open one more stream: at most `limit` across all processes."""
+        local = len(self.by_user.get(subscriber.user_id, ()))
+        if local >= limit:
+            return False
+        if not (self.redis_up and self.redis is not None):
+            return True
+        key = STREAMS_KEY.format(user_id=subscriber.user_id)
+        now = time.time()
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zadd(key, {subscriber.key: now + STREAM_TTL})
+                pipe.zcard(key)
+                pipe.expire(key, STREAM_TTL)
+                *_, count, _ = await pipe.execute()
+            if count > limit:
+                await self.redis.zrem(key, subscriber.key)
+                return False
+        except Exception:  # Redis down: the per-process limit still holds.
+            logger.warning("Could not count streams in Redis; using this process's count.")
+        return True
+
+    def note_position(self, channel: str, last_id: int) -> None:
+        """A stream has caught up to `last_id` on `channel` from storage."""
+        if channel in self.by_channel:
+            self.channel_last.setdefault(channel, last_id)
+
+    # -- delivery -----------------------------------------------------------------------
+
+    def deliver(self, channel: str, event_type: str, data: str, eid: int | None) -> None:
+        """Pass one event to this process's streams, in id order. Runs on the hub's loop."""
+        subs = self.by_channel.get(channel)
+        if not subs:
+            return
+        if eid is None:
+            self._emit(Item(channel, None, encode_event(event_type, data)), subs)
+            return
+        last = self.channel_last.get(channel)
+        if last is not None:
+            if eid <= last:
+                return
+            if eid > last + 1:
+                self.pending.setdefault(channel, {})[eid] = Item(
+                    channel, eid, encode_event(event_type, data)
+                )
+                if channel not in self.gap_timers:
+                    self.gap_timers[channel] = self.loop.call_later(
+                        GAP_WAIT, lambda: self.loop.create_task(self._fill_gap(channel))
+                    )
+                return
+        self.channel_last[channel] = eid
+        self._emit(Item(channel, eid, encode_event(event_type, data)), subs)
+        self._flush_pending(channel)
+
+    def _emit(self, item: Item, subs) -> None:
+        for subscriber in subs:
+            subscriber.push(item)
+
+    def _flush_pending(self, channel: str) -> None:
+        pending = self.pending.get(channel)
+        if not pending:
+            return
+        subs = self.by_channel.get(channel, ())
+        while (nxt := self.channel_last[channel] + 1) in pending:
+            self.channel_last[channel] = nxt
+            self._emit(pending.pop(nxt), subs)
+        for stale in [eid for eid in pending if eid <= self.channel_last[channel]]:
+            del pending[stale]
+        if not pending:
+            del self.pending[channel]
+            timer = self.gap_timers.pop(channel, None)
+            if timer:
+                timer.cancel()
+
+    async def _fill_gap(self, channel: str) -> None:
+        self.gap_timers.pop(channel, None)
+        if channel not in self.pending or channel not in self.channel_last:
+            return
+        await self.catch_up([channel])
+
+    async def catch_up(self, channels: list[str]) -> None:
+        """Deliver from storage what these channels have past what this hub has seen."""
+        from lms.realtime.storage import read_since
+
+        known = {c: self.channel_last[c] for c in channels if c in self.channel_last}
+        if not known:
+            return
+        try:
+            found = await run_db(read_since, known, REPLAY_LIMIT)
+        except Exception:
+            logger.exception("Could not read missed events from storage.")
+            return
+        for channel, (events, current, reset) in found.items():
+            if channel not in self.by_channel:
+                continue
+            if reset:
+                self.channel_last[channel] = current
+                self.pending.pop(channel, None)
+                for subscriber in self.by_channel[channel]:
+                    subscriber.reset.add(channel)
+                    subscriber.wake.set()
+                continue
+            for event in events:
+                self.deliver(channel, event.type, event.data, event.id)
+            # Whatever is still pending is past the stored end: accept it as it stands.
+            pending = self.pending.pop(channel, None)
+            timer = self.gap_timers.pop(channel, None)
+            if timer:
+                timer.cancel()
+            for eid in sorted(pending or ()):
+                if eid > self.channel_last.get(channel, 0):
+                    self.channel_last[channel] = eid
+                    self._emit(pending[eid], self.by_channel[channel])
+
+    # -- access changes -----------------------------------------------------------------
+
+    def recheck_user(self, user_id: int) -> None:
+        """Re-ask the channel checks for each of the user's streams; end those now refused."""
+        subs = list(self.by_user.get(user_id, ()))
+        if subs:
+            self.loop.create_task(self._recheck(user_id, subs))
+
+    async def _recheck(self, user_id: int, subs: list[Subscriber]) -> None:
+        from lms.realtime.access import refused_channels
+
+        for subscriber in subs:
+            refused = await run_db(refused_channels, user_id, subscriber.channels)
+            if refused:
+                subscriber.end(forbidden(refused))
+
+    # -- background tasks ---------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        """Keep every stream alive (proxies drop silent connections) and refresh stream counts."""
+        interval = settings.REALTIME_KEEPALIVE_SECONDS
+        while True:
+            await asyncio.sleep(interval)
+            for subs in self.by_user.values():
+                for subscriber in subs:
+                    subscriber.push(KEEPALIVE)
+            if self.redis_up and self.redis is not None and self.by_user:
+                expiry = time.time() + STREAM_TTL
+                try:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for user_id, subs in self.by_user.items():
+                            key = STREAMS_KEY.format(user_id=user_id)
+                            pipe.zadd(key, {s.key: expiry for s in subs})
+                            pipe.expire(key, STREAM_TTL)
+                        await pipe.execute()
+                except Exception:
+                    logger.warning("Could not refresh stream counts in Redis.")
+
+    async def _poll_storage(self) -> None:
+        """Pick up events that reached storage but not this process (safety net).
+
+        Without Redis this is how an event published by another process (`manage.py shell`,
+        a command) reaches the pages; with Redis it covers a publish lost in an outage.
+        """
+        interval = 1.0 if not self.redis_url else 15.0
+        while True:
+            await asyncio.sleep(interval)
+            if not self.channel_last:
+                continue
+            from lms.realtime.storage import current_ids
+
+            try:
+                current = await run_db(current_ids, list(self.channel_last))
+            except Exception:
+                logger.warning("Could not poll event storage.")
+                continue
+            behind = [c for c, cid in current.items() if cid > self.channel_last.get(c, cid)]
+            if behind:
+                await self.catch_up(behind)
+
+    async def _listen(self) -> None:
+        """Subscribe to Redis and keep subscribing: an outage only delays delivery."""
+        from redis.asyncio import Redis
+
+        backoff = 0.2
+        while True:
+            client = Redis.from_url(
+                self.redis_url,
+                health_check_interval=10,
+                socket_connect_timeout=5,
+                socket_keepalive=True,
+            )
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(EVENTS_KEY, CONTROL_KEY)
+                self.redis = Redis.from_url(self.redis_url, socket_connect_timeout=5)
+                self.redis_up = True
+                backoff = 0.2
+                # Whatever was published while we were not subscribed is in storage.
+                await self.catch_up(list(self.by_channel))
+                while True:
+                    message = await pubsub.get_message(timeout=30)
+                    if message is not None:
+                        self._on_redis_message(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if self.redis_up:
+                    logger.warning("Lost Redis (%s); reconnecting.", error)
+                self.redis_up = False
+            finally:
+                await self._quietly(pubsub.aclose())
+                await self._quietly(client.aclose())
+                if not self.redis_up and self.redis is not None:
+                    await self._quietly(self.redis.aclose())
+                    self.redis = None
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 3.0)
+
+    def _on_redis_message(self, message: dict) -> None:
+        try:
+            payload = json.loads(message["data"])
+            if message["channel"] in (CONTROL_KEY, CONTROL_KEY.encode()):
+                if payload.get("op") == "recheck":
+                    self.recheck_user(int(payload["user_id"]))
+                return
+            eid = payload.get("pub_id")
+            self.deliver(
+                payload["channel"],
+                payload["event_type"],
+                payload["data"],
+                int(eid) if eid is not None else None,
+            )
+        except (KeyError, TypeError, ValueError):
+            logger.warning("Ignored a malformed realtime message: %r", message.get("data"))
+
+    @staticmethod
+    async def _quietly(awaitable) -> None:
+        try:
+            await awaitable
+        except Exception:
+            pass
+
+
+def forbidden(channels: list[str]) -> dict:
+    return {
+        "condition": "forbidden",
+        "text": "Permission denied to channels: " + ", ".join(sorted(channels)),
+        "channels": sorted(channels),
+    }
+
+
+_hub: Hub | None = None
+
+
+def get_hub() -> Hub:
+    """This process's hub, bound to the running event loop (started on first use)."""
+    global _hub
+    loop = asyncio.get_running_loop()
+    if _hub is None or _hub.loop is not loop:
+        _hub = Hub(loop)
+        _hub.start()
+    return _hub
+
+
+def current_hub() -> Hub | None:
+    """The hub if one is running in this process, for publishers in other threads."""
+    if _hub is not None and not _hub.loop.is_closed() and _hub.loop.is_running():
+        return _hub
+    return None

@@ -1,0 +1,243 @@
+"""The event-stream endpoint, as a plain ASGI app.
+
+It runs outside Django's request handler on purpose: that handler gives every request a
+thread of its own for as long as the response lasts, and a logged-in user's database
+connection with it. Here a waiting stream is a coroutine and a queue: the database is used
+only in short calls (who is asking, what they missed) that give their connection back.
+
+Protocol, as django-eventstream speaks it: `?channel=<name>` (repeatable) names the channels;
+`Last-Event-ID` or, when a new EventSource could not send it, `?lastEventId=` says where to
+resume, as `<channel>:<id>,...`. A resume older than storage keeps gets `stream-reset`
+(`data: {"channels": [...]}`), and the page reloads that part. Refusals: 400 for a malformed
+request, 403 for a channel the user may not read, 429 past the per-user limit of streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from urllib.parse import quote, unquote
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest
+
+from lms.realtime.access import refused_channels, user_from_session
+from lms.realtime.hub import (
+    KEEPALIVE,
+    REPLAY_LIMIT,
+    Subscriber,
+    encode_event,
+    forbidden,
+    get_hub,
+    run_db,
+)
+from lms.realtime.storage import current_ids, read_since
+
+logger = logging.getLogger(__name__)
+
+MAX_CHANNELS = 10
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache, no-store"),
+    (b"x-accel-buffering", b"no"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def parse_request(request: ASGIRequest) -> tuple[list[str], dict[str, int]]:
+    """The channels asked for and the last ids to resume from."""
+    channels = list(dict.fromkeys(request.GET.getlist("channel")))
+    if not channels:
+        raise BadRequest("No channels specified.")
+    if len(channels) > MAX_CHANNELS:
+        raise BadRequest(f"At most {MAX_CHANNELS} channels per stream.")
+    raw = request.headers.get("Last-Event-ID", "")
+    if not raw:
+        # The last non-empty value: a reconnecting page may append a newer one.
+        raw = next((v for v in reversed(request.GET.getlist("lastEventId")) if v), "")
+    last_ids: dict[str, int] = {}
+    if raw and raw != "error":
+        try:
+            for part in raw.split(","):
+                name, _, value = part.rpartition(":")
+                name = unquote(name)
+                if name in channels:
+                    last_ids[name] = int(value)
+                    if last_ids[name] < 0:
+                        raise ValueError
+        except ValueError:
+            raise BadRequest("Malformed Last-Event-ID or lastEventId.") from None
+    return channels, last_ids
+
+
+def admit(session_key: str | None, channels: list[str]) -> tuple[object, list[str]]:
+    user = user_from_session(session_key)
+    return user, refused_channels(user, channels)
+
+
+def catch_up(channels: list[str], last_ids: dict[str, int]):
+    """Replay for the channels the client names, and the current id of the others."""
+    replay = read_since({c: last_ids[c] for c in channels if c in last_ids}, REPLAY_LIMIT)
+    fresh = current_ids([c for c in channels if c not in last_ids])
+    return replay, fresh
+
+
+def make_id(last_ids: dict[str, int], quoted: dict[str, str]) -> str:
+    return ",".join(f"{quoted[c]}:{i}" for c, i in last_ids.items())
+
+
+async def respond(send, status: int, condition: str, text: str, extra=None, headers=()):
+    data = {"condition": condition, "text": text, **(extra or {})}
+    body = encode_event("stream-error", json.dumps(data)) + "id: error\n\n"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": HEADERS + list(headers),
+        }
+    )
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+async def serve_stream(scope, receive, send) -> None:
+    request = ASGIRequest(scope, io.BytesIO())
+    try:
+        request.get_host()
+        channels, last_ids = parse_request(request)
+    except (BadRequest, DisallowedHost) as error:
+        await respond(send, 400, "bad-request", f"Invalid request: {error}")
+        return
+
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    try:
+        user, refused = await run_db(admit, session_key, channels)
+    except Exception:
+        logger.exception("Could not check a stream's access.")
+        await respond(send, 503, "unavailable", "Try again shortly.", headers=[(b"retry-after", b"5")])
+        return
+    if refused:
+        await respond(send, 403, "forbidden", forbidden(refused)["text"], {"channels": refused})
+        return
+
+    hub = get_hub()
+    subscriber = Subscriber(user.pk, channels)
+    if not await hub.admit(subscriber, settings.REALTIME_MAX_STREAMS_PER_USER):
+        await respond(
+            send,
+            429,
+            "too-many-streams",
+            "Too many open live pages: close a tab or two and reload.",
+            headers=[(b"retry-after", b"30")],
+        )
+        return
+
+    # Join the hub before reading storage: an event published in between arrives twice
+    # (and is dropped by id) rather than not at all.
+    hub.add(subscriber)
+    watcher = None
+    try:
+        replay, fresh = await run_db(catch_up, channels, last_ids)
+        quoted = {c: quote(c) for c in channels}
+        state: dict[str, int] = {}
+        parts = []
+        reset = [c for c, (_, _, was_reset) in replay.items() if was_reset]
+        for name in channels:
+            if name in replay:
+                state[name] = replay[name][1] if name in reset else last_ids[name]
+            else:
+                state[name] = fresh[name]
+        if reset:
+            parts.append(encode_event("stream-reset", json.dumps({"channels": reset})))
+            parts.append(f"id: {make_id(state, quoted)}\n\n")
+        for name, (events, _, was_reset) in replay.items():
+            for event in events:
+                state[name] = event.id
+                parts.append(encode_event(event.type, event.data))
+                parts.append(f"id: {make_id(state, quoted)}\n\n")
+        for name in channels:
+            hub.note_position(name, state[name])
+
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        body = "retry: 2000\nevent: stream-open\ndata:\n\n" + "".join(parts)
+        await send({"type": "http.response.body", "body": body.encode(), "more_body": True})
+
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, subscriber))
+        await _pump(subscriber, state, quoted, send)
+    finally:
+        hub.remove(subscriber)
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _watch_disconnect(receive, subscriber: Subscriber) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            subscriber.end()
+            return
+
+
+async def _pump(subscriber: Subscriber, state: dict[str, int], quoted: dict[str, str], send):
+    """Write the subscriber's queue to the client until it leaves or is refused."""
+    while True:
+        await subscriber.wake.wait()
+        subscriber.wake.clear()
+        if subscriber.closed:
+            break
+        parts = []
+        if subscriber.overflow or subscriber.reset:
+            parts.extend(await _recover(subscriber, state, quoted))
+        items = subscriber.items
+        while items:
+            item = items.popleft()
+            if item is KEEPALIVE:
+                parts.append(":\n\n")
+                continue
+            eid = item.eid
+            if eid is None:
+                parts.append(item.body + "\n")
+                continue
+            if eid <= state[item.channel]:
+                continue  # already sent (replayed, or both from Redis and storage)
+            state[item.channel] = eid
+            parts.append(item.body)
+            parts.append(f"id: {make_id(state, quoted)}\n\n")
+        if subscriber.error is not None:
+            data = json.dumps(subscriber.error)
+            parts.append(encode_event("stream-error", data) + "id: error\n\n")
+        if parts:
+            await send(
+                {"type": "http.response.body", "body": "".join(parts).encode(), "more_body": True}
+            )
+        if subscriber.error is not None:
+            break
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _recover(subscriber: Subscriber, state: dict[str, int], quoted: dict[str, str]):
+    """Catch a stream up from storage after it fell behind or its gap became too old."""
+    subscriber.reset.clear()
+    subscriber.overflow = False
+    subscriber.items.clear()
+    replay = await run_db(read_since, {c: state[c] for c in subscriber.channels}, REPLAY_LIMIT)
+    parts, reset = [], []
+    for name, (events, current, was_reset) in replay.items():
+        if was_reset:
+            state[name] = current
+            reset.append(name)
+            continue
+        for event in events:
+            state[name] = event.id
+            parts.append(encode_event(event.type, event.data))
+            parts.append(f"id: {make_id(state, quoted)}\n\n")
+    if reset:
+        reset_event = encode_event("stream-reset", json.dumps({"channels": reset}))
+        parts[:0] = [reset_event, f"id: {make_id(state, quoted)}\n\n"]
+    return parts

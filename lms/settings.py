@@ -158,6 +158,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 # Redis: unset means one process with in-memory fan-out (the demo and development).
 REDIS_URL = os.environ.get("REDIS_URL", "")
+REALTIME_REDIS_PREFIX = os.environ.get("REALTIME_REDIS_PREFIX", "lms")
 
 # django-eventstream: events are kept in the database so that a reconnecting page replays
 # what it missed; lms.realtime does the serving, fan-out and Redis (see its package docs).
@@ -165,6 +166,9 @@ EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "lms.realtime.channels.ChannelManager"
 REALTIME_MAX_STREAMS_PER_USER = int(os.environ.get("REALTIME_MAX_STREAMS_PER_USER", "10"))
 REALTIME_KEEPALIVE_SECONDS = float(os.environ.get("REALTIME_KEEPALIVE_SECONDS", "20"))
+# How often each process checks storage for events that did not reach it live (0: default,
+# every second without Redis, every 15 s with it).
+REALTIME_POLL_SECONDS = float(os.environ.get("REALTIME_POLL_SECONDS", "0"))
 # Pushpin (GRIP) in front of the app, for audiences past what Python workers should hold.
 GRIP_URL = os.environ.get("GRIP_URL", "")
 

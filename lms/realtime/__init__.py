@@ -15,7 +15,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 
 from lms.realtime.channels import can_read_channel, channel, parse_channel, register_channel
-from lms.realtime.hub import CONTROL_KEY, EVENTS_KEY, current_hub
+from lms.realtime.hub import current_hub, redis_key
 
 __all__ = [
     "can_read_channel",
@@ -68,7 +68,7 @@ def publish(channel_name: str, event: str, data: str, *, stored: bool = True) ->
         eid = int(storage_id)
     message = {"channel": channel_name, "event_type": event, "data": data, "pub_id": eid}
     if settings.REDIS_URL:
-        _publish_to_redis(EVENTS_KEY, message)
+        _publish_to_redis(redis_key("events"), message)
     else:
         hub = current_hub()
         if hub is not None:
@@ -109,7 +109,7 @@ def recheck_user_streams_on_commit(user_id: int) -> None:
 
     def send() -> None:
         if settings.REDIS_URL:
-            _publish_to_redis(CONTROL_KEY, {"op": "recheck", "user_id": user_id})
+            _publish_to_redis(redis_key("control"), {"op": "recheck", "user_id": user_id})
         else:
             hub = current_hub()
             if hub is not None:

@@ -28,9 +28,11 @@ from django.db import connections
 
 logger = logging.getLogger(__name__)
 
-EVENTS_KEY = "lms:realtime:events"
-CONTROL_KEY = "lms:realtime:control"
-STREAMS_KEY = "lms:realtime:streams:{user_id}"
+
+def redis_key(name: str) -> str:
+    """Our Redis names share a prefix, so several deployments (or test runs) can share a server."""
+    return f"{settings.REALTIME_REDIS_PREFIX}:realtime:{name}"
+
 
 # A stream that falls this far behind (a stalled client) catches up from storage instead.
 MAX_QUEUED = 2000
@@ -173,7 +175,7 @@ class Hub:
             if not mine:
                 del self.by_user[subscriber.user_id]
         if self.redis_up and self.redis is not None:
-            key = STREAMS_KEY.format(user_id=subscriber.user_id)
+            key = redis_key(f"streams:{subscriber.user_id}")
             self.loop.create_task(self._quietly(self.redis.zrem(key, subscriber.key)))
 
     async def admit(self, subscriber: Subscriber, limit: int) -> bool:
@@ -183,7 +185,7 @@ class Hub:
             return False
         if not (self.redis_up and self.redis is not None):
             return True
-        key = STREAMS_KEY.format(user_id=subscriber.user_id)
+        key = redis_key(f"streams:{subscriber.user_id}")
         now = time.time()
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -322,7 +324,7 @@ class Hub:
                 try:
                     async with self.redis.pipeline(transaction=False) as pipe:
                         for user_id, subs in self.by_user.items():
-                            key = STREAMS_KEY.format(user_id=user_id)
+                            key = redis_key(f"streams:{user_id}")
                             pipe.zadd(key, {s.key: expiry for s in subs})
                             pipe.expire(key, STREAM_TTL)
                         await pipe.execute()
@@ -335,7 +337,7 @@ class Hub:
         Without Redis this is how an event published by another process (`manage.py shell`,
         a command) reaches the pages; with Redis it covers a publish lost in an outage.
         """
-        interval = 1.0 if not self.redis_url else 15.0
+        interval = settings.REALTIME_POLL_SECONDS or (15.0 if self.redis_url else 1.0)
         while True:
             await asyncio.sleep(interval)
             if not self.channel_last:
@@ -365,7 +367,7 @@ class Hub:
             )
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(EVENTS_KEY, CONTROL_KEY)
+                await pubsub.subscribe(redis_key("events"), redis_key("control"))
                 self.redis = Redis.from_url(self.redis_url, socket_connect_timeout=5)
                 self.redis_up = True
                 backoff = 0.2
@@ -393,7 +395,7 @@ class Hub:
     def _on_redis_message(self, message: dict) -> None:
         try:
             payload = json.loads(message["data"])
-            if message["channel"] in (CONTROL_KEY, CONTROL_KEY.encode()):
+            if message["channel"] == redis_key("control").encode():
                 if payload.get("op") == "recheck":
                     self.recheck_user(int(payload["user_id"]))
                 return

@@ -66,12 +66,12 @@ def parse_request(request: ASGIRequest) -> tuple[list[str], dict[str, int]]:
     if raw and raw != "error":
         try:
             for part in raw.split(","):
-                name, _, value = part.rpartition(":")
-                name = unquote(name)
-                if name in channels:
-                    last_ids[name] = int(value)
-                    if last_ids[name] < 0:
-                        raise ValueError
+                name, colon, value = part.rpartition(":")
+                number = int(value)
+                if not colon or number < 0:
+                    raise ValueError
+                if unquote(name) in channels:
+                    last_ids[unquote(name)] = number
         except ValueError:
             raise BadRequest("Malformed Last-Event-ID or lastEventId.") from None
     return channels, last_ids

@@ -77,7 +77,7 @@ class RedisServer:
     """A throwaway redis-server, so that a test may stop and restart it."""
 
     def __init__(self):
-        self.port = free_port()
+        self.port = free_port()  # kept across restarts
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = None
 

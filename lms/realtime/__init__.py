@@ -33,7 +33,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 STREAM_PATH = "/events/"
-_redis = None
+_redis: dict = {}
 
 
 def last_event_id(channels: list[str]) -> str:
@@ -119,15 +119,15 @@ def recheck_user_streams_on_commit(user_id: int) -> None:
 
 
 def _publish_to_redis(key: str, message: dict) -> None:
-    global _redis
     import redis
 
-    if _redis is None:
-        _redis = redis.Redis.from_url(
+    client = _redis.get(settings.REDIS_URL)
+    if client is None:
+        client = _redis[settings.REDIS_URL] = redis.Redis.from_url(
             settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
         )
     try:
-        _redis.publish(key, json.dumps(message))
+        client.publish(key, json.dumps(message))
     except redis.RedisError as error:
         # Stored events reach every process from storage once Redis is back.
         logger.warning("Could not publish to Redis (%s); delivery resumes when it is back.", error)

@@ -53,7 +53,7 @@ def encode_event(event_type: str, data: str) -> str:
     return f"event: {event_type}\n{lines}"
 
 
-async def run_db(fn, *args):
+async def run_db(fn, *args, **kwargs):
     """Run `fn` in a worker thread and close its database connection before returning.
 
     Streams never keep a connection: each database touch opens one and gives it back.
@@ -61,7 +61,7 @@ async def run_db(fn, *args):
 
     def call():
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         finally:
             connections.close_all()
 

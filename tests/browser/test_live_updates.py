@@ -1,0 +1,55 @@
+"""A real browser sees what another process publishes, and survives the server restarting."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from lms.accounts.actions import do_announce
+from tests.browser.conftest import log_in
+from tests.servers import AppServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_published_fragment_appears_without_reload(app_server, member, new_page):
+    page = new_page()
+    log_in(page, app_server, member.username)
+    expect(page.locator("[sse-connect]")).to_have_count(1)
+    page.evaluate("window.loadedOnce = true")
+
+    do_announce(member, text="Quiz moved to Friday")
+    do_announce(member, text='<img src=x onerror="alert(1)"> <script>alert(2)</script>')
+
+    announcements = page.locator("#announcements li")
+    expect(announcements).to_have_count(2, timeout=10_000)
+    expect(announcements.nth(1)).to_contain_text("Quiz moved to Friday")
+    expect(announcements.nth(0)).to_have_text(re.compile(r'^<img src=x onerror="alert\(1\)"> <script>'))
+    assert page.locator("#announcements img, #announcements script").count() == 0
+    assert page.evaluate("window.loadedOnce") is True  # no reload happened
+    assert page.errors == []
+
+
+def test_the_page_replays_what_it_missed_while_the_server_was_down(test_database_url, member, new_page):
+    server = AppServer({"DATABASE_URL": test_database_url}).start()
+    try:
+        page = new_page()
+        log_in(page, server, member.username)
+        do_announce(member, text="first")
+        expect(page.locator("#announcements li")).to_have_count(1, timeout=10_000)
+
+        server.stop()
+        expect(page.locator("#connection-status")).to_have_text("Reconnecting…", timeout=10_000)
+        do_announce(member, text="sent while you were away")
+        server.start()
+
+        expect(page.locator("#announcements li")).to_have_count(2, timeout=20_000)
+        expect(page.locator("#announcements li").first).to_contain_text("sent while you were away")
+        expect(page.locator("#connection-status")).to_be_hidden()
+        # Once more, to show the stream is live again and nothing came twice.
+        do_announce(member, text="after")
+        expect(page.locator("#announcements li")).to_have_count(3, timeout=10_000)
+        texts = page.locator("#announcements li bdi").all_inner_texts()
+        assert texts == ["after", "sent while you were away", "first"]
+    finally:
+        server.stop()

@@ -209,6 +209,8 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_flag("SECURE_HSTS_PRELOAD")
+    # Preloading a domain into browsers is hard to undo: opt in with SECURE_HSTS_PRELOAD=1.
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 # Without disable_existing_loggers=False, uvicorn's and gunicorn's own errors vanish.
 LOGGING = {

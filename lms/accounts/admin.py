@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
 from lms.accounts.models import User
+from lms.realtime import recheck_user_streams_on_commit
 
 
 @admin.register(User)
@@ -16,3 +17,9 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = DjangoUserAdmin.add_fieldsets + (
         (_("Learning"), {"fields": ("role", "display_name")}),
     )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # A deactivated account keeps no live stream open.
+            recheck_user_streams_on_commit(obj.pk)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from lms.courses.models import Course, Enrolment
+from lms.realtime import recheck_user_streams_on_commit
 
 
 class EnrolmentInline(admin.TabularInline):
@@ -15,6 +16,27 @@ class CourseAdmin(admin.ModelAdmin):
     search_fields = ("code", "title")
     filter_horizontal = ("instructors",)
     inlines = [EnrolmentInline]
+
+    # Edits here bypass the actions: whoever loses access must lose the course's live streams.
+    def save_related(self, request, form, formsets, change):
+        course = form.instance
+        before = set(course.instructors.values_list("pk", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        removed = before - set(course.instructors.values_list("pk", flat=True))
+        for formset in formsets:
+            removed |= {obj.user_id for obj in getattr(formset, "deleted_objects", [])}
+        for user_id in removed:
+            recheck_user_streams_on_commit(user_id)
+
+    def delete_model(self, request, obj):
+        self.delete_queryset(request, Course.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        members = set(Enrolment.objects.filter(course__in=queryset).values_list("user_id", flat=True))
+        members |= set(queryset.values_list("instructors", flat=True)) - {None}
+        super().delete_queryset(request, queryset)
+        for user_id in members:
+            recheck_user_streams_on_commit(user_id)
 
 
 @admin.register(Enrolment)

@@ -70,6 +70,30 @@
     return Boolean(match && document.getElementById(match[1]));
   }
 
+  // EventSource hides why a connection failed, and htmx-ext-sse retries forever. Ask once:
+  // refused (403: signed out, or no longer a member) reloads the page, which then says why;
+  // 400 and 429 will not get better by retrying, so stop and say so.
+  var probing = false;
+  function probe(element, url) {
+    if (probing || !window.fetch) return;
+    probing = true;
+    var controller = new AbortController();
+    fetch(url, { signal: controller.signal, credentials: "same-origin", headers: { Accept: "text/event-stream" } })
+      .then(function (response) {
+        controller.abort();
+        if (response.status === 403) {
+          window.location.reload();
+        } else if (response.status === 400 || response.status === 429) {
+          element.removeAttribute("sse-connect"); // htmx-ext-sse retries only while it is there
+          var data = element["htmx-internal-data"];
+          if (data && data.sseEventSource) data.sseEventSource.close();
+          status(message(response.status === 429 ? "tooMany" : "stopped"));
+        }
+      })
+      .catch(function () { /* the server is down: keep retrying */ })
+      .then(function () { probing = false; });
+  }
+
   function init() {
     if (!window.htmx || !htmx.createEventSource) return;
     var live = document.querySelector("[sse-connect]");
@@ -111,7 +135,9 @@
     document.body.addEventListener("htmx:sseOpen", function () { status(""); });
     document.body.addEventListener("htmx:sseError", function (evt) {
       var source = evt.detail && evt.detail.source;
-      if (source && source.readyState !== EventSource.OPEN) status(message("reconnecting"));
+      if (!source || source.readyState === EventSource.OPEN) return;
+      status(message("reconnecting"));
+      if (source.readyState === EventSource.CLOSED) probe(evt.target, source.url);
     });
   }
 

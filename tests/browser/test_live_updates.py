@@ -53,3 +53,29 @@ def test_the_page_replays_what_it_missed_while_the_server_was_down(test_database
         assert texts == ["after", "sent while you were away", "first"]
     finally:
         server.stop()
+
+
+def test_past_the_stream_limit_the_page_says_so_instead_of_retrying(app_server, member, browser, new_page):
+    first = new_page()
+    log_in(first, app_server, member.username)
+    signed_in = first.context.storage_state()
+    # Chromium holds at most six HTTP/1.1 connections per host in one context: open the
+    # other pages in contexts of their own, signed in with the same session.
+    contexts = [browser.new_context(storage_state=signed_in) for _ in range(10)]
+    try:
+        pages = [first] + [context.new_page() for context in contexts[:9]]
+        for page in pages[1:]:
+            page.goto(app_server.url + "/")
+        for page in pages:
+            expect(page.locator("#connection-status")).to_be_hidden()
+
+        eleventh = contexts[9].new_page()
+        eleventh.goto(app_server.url + "/")
+        expect(eleventh.locator("#connection-status")).to_have_text(
+            "Live updates are off here: too many pages are open. Close a few tabs and reload.",
+            timeout=10_000,
+        )
+        expect(eleventh.locator("[sse-connect]")).to_have_count(0)
+    finally:
+        for context in contexts:
+            context.close()

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "lms.accounts",
     "lms.courses",
     "lms.realtime",
+    "lms.chat",
 ]
 
 MIDDLEWARE = [
@@ -184,7 +185,7 @@ _jitsi = f"https://{JITSI_DOMAIN}"
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, _jitsi],
-    "style-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.NONCE],
     "img-src": [CSP.SELF, "data:"],
     "connect-src": [CSP.SELF],
     "frame-src": [_jitsi],

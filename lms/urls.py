@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from lms import views
 from lms.realtime import views as realtime_views
@@ -11,5 +11,6 @@ urlpatterns = [
     path("events/", realtime_views.events, name="events"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("chat/", include("lms.chat.urls")),
     path("admin/", admin.site.urls),
 ]

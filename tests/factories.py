@@ -44,3 +44,30 @@ class EnrolmentFactory(factory.django.DjangoModelFactory):
 
     course = factory.SubFactory(CourseFactory)
     user = factory.SubFactory(UserFactory)
+
+
+class RoomFactory(factory.django.DjangoModelFactory):
+    """A course room; for a direct conversation use `do_get_or_create_direct_room`."""
+
+    class Meta:
+        model = "chat.Room"
+
+    kind = "course"
+    course = factory.SubFactory(CourseFactory)
+    name = factory.Sequence(lambda n: f"Room {n}")
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "chat.Message"
+
+    room = factory.SubFactory(RoomFactory)
+    author = factory.SubFactory(UserFactory)
+    body = factory.Sequence(lambda n: f"Message number {n}")
+    body_html = factory.LazyAttribute(lambda message: _render_message(message.body))
+
+
+def _render_message(body: str) -> str:
+    from lms.chat.text import render_message
+
+    return render_message(body)

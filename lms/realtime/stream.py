@@ -38,7 +38,7 @@ from lms.realtime.storage import current_ids, read_since
 
 logger = logging.getLogger(__name__)
 
-MAX_CHANNELS = 10
+MAX_CHANNELS = 32
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache, no-store"),

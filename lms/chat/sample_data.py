@@ -20,6 +20,7 @@ SCRIPT = {
     "HIS210": [
         ("omar", "First seminar on Thursday. Bring one question about the reading."),
         ("chloe", "Will it be recorded?"),
+        ("ines", "Yes, and the slides will be up too. Start with **chapter 2** of https://www.gutenberg.org/ebooks/search/?query=history"),
     ],
 }
 

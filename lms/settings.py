@@ -173,6 +173,10 @@ REALTIME_POLL_SECONDS = float(os.environ.get("REALTIME_POLL_SECONDS", "0"))
 # Pushpin (GRIP) in front of the app, for audiences past what Python workers should hold.
 GRIP_URL = os.environ.get("GRIP_URL", "")
 
+# Flooding: at most this many messages per member per room in this many seconds.
+CHAT_FLOOD_LIMIT = int(os.environ.get("CHAT_FLOOD_LIMIT", "10"))
+CHAT_FLOOD_WINDOW = float(os.environ.get("CHAT_FLOOD_WINDOW", "10"))
+
 # Jitsi Meet, embedded on stream pages. JaaS (8x8) or a self-hosted Jitsi with JWT is a
 # setting away: set the app id, key id and private key and the server signs tokens.
 JITSI_DOMAIN = os.environ.get("JITSI_DOMAIN", "meet.jit.si")

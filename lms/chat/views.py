@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
@@ -39,8 +40,6 @@ from lms.courses.models import Course
 from lms.realtime import channel, event_stream_url
 
 MAX_COURSE_CHANNELS = 20
-FLOOD_LIMIT = 10
-FLOOD_WINDOW = 10
 
 
 def rooms_for_home(user) -> list[Room]:
@@ -155,7 +154,9 @@ def message_create(request, room_id: int):
         return _composer_response(request, room, form, reply_to=reply_to)
     if not form.is_valid():
         return _composer_response(request, room, form, reply_to=reply_to)
-    wait = ratelimit.hit(f"post:{room.pk}:{request.user.pk}", limit=FLOOD_LIMIT, window=FLOOD_WINDOW)
+    wait = ratelimit.hit(
+        f"post:{room.pk}:{request.user.pk}", limit=settings.CHAT_FLOOD_LIMIT, window=settings.CHAT_FLOOD_WINDOW
+    )
     if wait:
         form.add_error(None, _("Slow down: you can post again in %(seconds)s s.") % {"seconds": wait})
         return _composer_response(

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "lms.courses",
     "lms.realtime",
     "lms.chat",
+    "lms.livestream",
 ]
 
 MIDDLEWARE = [

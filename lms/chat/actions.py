@@ -18,6 +18,8 @@ room_channel = partial(channel, "room")
 
 def _announce_summary(room: Room, message: Message | None) -> None:
     """Chat home's line for `room` (last message), to everyone whose home lists it."""
+    if room.kind == Room.Kind.STREAM:
+        return  # a livestream's chat is not listed on chat home
     if room.is_direct:
         for person in room.participants.all():
             publish_fragment_on_commit(

@@ -18,14 +18,20 @@ class RoomQuerySet(models.QuerySet):
             return self.none()
         courses = Course.objects.for_member(user).values("pk")
         return self.filter(
-            Q(kind=Room.Kind.COURSE, course__in=courses) | Q(kind=Room.Kind.DIRECT, participants=user)
+            Q(kind__in=[Room.Kind.COURSE, Room.Kind.STREAM], course__in=courses)
+            | Q(kind=Room.Kind.DIRECT, participants=user)
         ).distinct()
+
+    def listed(self) -> "RoomQuerySet":
+        """Rooms chat home lists: a livestream's chat lives on its stream page."""
+        return self.exclude(kind=Room.Kind.STREAM)
 
 
 class Room(models.Model):
     class Kind(models.TextChoices):
         COURSE = "course", _("Course room")
         DIRECT = "direct", _("Direct conversation")
+        STREAM = "stream", _("Livestream chat")
 
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.COURSE)
     course = models.ForeignKey(
@@ -51,7 +57,8 @@ class Room(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["course", "name"], name="unique_room_name_per_course"),
             models.CheckConstraint(
-                condition=Q(kind="course", course__isnull=False) | Q(kind="direct", course__isnull=True),
+                condition=Q(kind__in=["course", "stream"], course__isnull=False)
+                | Q(kind="direct", course__isnull=True),
                 name="course_rooms_have_a_course",
             ),
         ]

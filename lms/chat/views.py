@@ -47,6 +47,7 @@ def rooms_for_home(user) -> list[Room]:
     newest = Message.objects.filter(room=OuterRef("pk")).order_by("-pk").values("pk")[:1]
     rooms = list(
         Room.objects.for_member(user)
+        .listed()
         .select_related("course")
         .prefetch_related("participants")
         .annotate(last_id=Subquery(newest))
@@ -89,31 +90,36 @@ def _composer_context(request, room: Room, form: MessageForm | None = None, repl
     }
 
 
-@require_GET
-@login_required
-def room_detail(request, room_id: int):
-    room = access_room(request.user, room_id)
-    # The stream resumes from here: read before the messages, so nothing falls in between.
-    stream_url = event_stream_url([room_channel(room.pk), *_home_channels(request.user)])
+def chat_panel_context(request, room: Room, *, around: str = "") -> dict:
+    """What the message list and composer need, for the room page and a stream page's chat."""
     messages = room.messages
-    around = request.GET.get("around", "")
-    # isdecimal, not isdigit: "²" is a digit that int() refuses (a 500).
     if around.isdecimal():
         target = get_object_or_404(Message, pk=int(around), room=room)
         start = list(messages.filter(pk__lte=target.pk).order_by("-pk").values_list("pk", flat=True)[: PAGE_SIZE // 2])
         page = list(messages.with_related().filter(pk__gte=start[-1])[:500])
     else:
         page = messages.page_before(None)
-    context = {
+    return {
         "room": room,
-        "title": room.title_for(request.user),
-        "stream_url": stream_url,
         "chat_messages": page,
         "has_older": bool(page) and messages.filter(pk__lt=page[0].pk).exists(),
         "can_moderate": can_moderate_room(request.user, room),
+        **_composer_context(request, room),
+    }
+
+
+@require_GET
+@login_required
+def room_detail(request, room_id: int):
+    room = access_room(request.user, room_id)
+    # The stream resumes from here: read before the messages, so nothing falls in between.
+    stream_url = event_stream_url([room_channel(room.pk), *_home_channels(request.user)])
+    context = {
+        **chat_panel_context(request, room, around=request.GET.get("around", "")),
+        "title": room.title_for(request.user),
+        "stream_url": stream_url,
         "search_form": SearchForm(),
         "rooms": rooms_for_home(request.user),
-        **_composer_context(request, room),
     }
     return render(request, "chat/room.html", context)
 

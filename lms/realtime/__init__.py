@@ -22,6 +22,7 @@ __all__ = [
     "channel",
     "event_stream_url",
     "last_event_id",
+    "occupancy",
     "parse_channel",
     "publish",
     "publish_fragment_on_commit",
@@ -104,6 +105,28 @@ def publish_fragment_on_commit(
     transaction.on_commit(send, robust=True)
 
 
+def occupancy(channel_name: str) -> int:
+    """How many streams are open on a channel now, across processes (for a page's first paint;
+    channels registered with `on_occupancy` then get updates pushed)."""
+    if settings.REDIS_URL:
+        import time
+
+        import redis
+
+        try:
+            fields = _redis_client().hgetall(redis_key(f"occupancy:{channel_name}"))
+        except redis.RedisError:
+            return 0
+        now, total = time.time(), 0
+        for value in fields.values():
+            count, _, written = value.decode().partition(":")
+            if now - float(written) < 60:
+                total += int(count)
+        return total
+    hub = current_hub()
+    return len(hub.by_channel.get(channel_name, ())) if hub is not None else 0
+
+
 def recheck_user_streams_on_commit(user_id: int) -> None:
     """After commit, end the user's open streams (on every process) that they may no longer read."""
 
@@ -121,13 +144,19 @@ def recheck_user_streams_on_commit(user_id: int) -> None:
 def _publish_to_redis(key: str, message: dict) -> None:
     import redis
 
+    try:
+        _redis_client().publish(key, json.dumps(message))
+    except redis.RedisError as error:
+        # Stored events reach every process from storage once Redis is back.
+        logger.warning("Could not publish to Redis (%s); delivery resumes when it is back.", error)
+
+
+def _redis_client():
+    import redis
+
     client = _redis.get(settings.REDIS_URL)
     if client is None:
         client = _redis[settings.REDIS_URL] = redis.Redis.from_url(
             settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
         )
-    try:
-        client.publish(key, json.dumps(message))
-    except redis.RedisError as error:
-        # Stored events reach every process from storage once Redis is back.
-        logger.warning("Could not publish to Redis (%s); delivery resumes when it is back.", error)
+    return client

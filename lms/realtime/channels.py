@@ -14,16 +14,32 @@ from collections.abc import Callable
 from django_eventstream.channelmanager import ChannelManagerBase
 
 ChannelCheck = Callable[[object, int], bool]
+OccupancyCallback = Callable[[int, int], None]
 
 _checks: dict[str, ChannelCheck] = {}
+_occupancy: dict[str, OccupancyCallback] = {}
 _NAME = re.compile(r"^([a-z][a-z_]*)-([1-9][0-9]{0,17})$")
 
 
-def register_channel(kind: str, check: ChannelCheck) -> None:
-    """Let `check(user, pk)` decide who may read the channels `<kind>-<pk>`."""
+def register_channel(
+    kind: str, check: ChannelCheck, *, on_occupancy: OccupancyCallback | None = None
+) -> None:
+    """Let `check(user, pk)` decide who may read the channels `<kind>-<pk>`.
+
+    With `on_occupancy`, `on_occupancy(pk, count)` is called with the number of open streams
+    on a channel, across every process, at most once a second per channel while it changes
+    (in one process only, in a worker thread): viewer counts without a write per viewer.
+    """
     if not re.fullmatch(r"[a-z][a-z_]*", kind):
         raise ValueError(f"Channel kind {kind!r} must be lowercase letters and underscores.")
     _checks[kind] = check
+    if on_occupancy is not None:
+        _occupancy[kind] = on_occupancy
+
+
+def occupancy_callback(name: str) -> OccupancyCallback | None:
+    kind, _, _ = name.partition("-")
+    return _occupancy.get(kind)
 
 
 def channel(kind: str, pk: int) -> str:

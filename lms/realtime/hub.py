@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import connections
 
+from lms.realtime.channels import occupancy_callback
+
 logger = logging.getLogger(__name__)
 
 
@@ -127,6 +129,9 @@ class Hub:
         self.redis_up = False
         self.tasks: list[asyncio.Task] = []
         self.started = False
+        # Channels whose number of streams changed since it was last announced.
+        self.occupancy_dirty: set[str] = set()
+        self.worker_id = uuid.uuid4().hex[:12]
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -136,6 +141,7 @@ class Hub:
         self.started = True
         self.tasks.append(self.loop.create_task(self._tick()))
         self.tasks.append(self.loop.create_task(self._poll_storage()))
+        self.tasks.append(self.loop.create_task(self._announce_occupancy()))
         if self.redis_url:
             self.tasks.append(self.loop.create_task(self._listen()))
 
@@ -154,6 +160,7 @@ class Hub:
     def add(self, subscriber: Subscriber) -> None:
         for name in subscriber.channels:
             self.by_channel.setdefault(name, set()).add(subscriber)
+            self._occupancy_changed(name)
         self.by_user.setdefault(subscriber.user_id, set()).add(subscriber)
 
     def remove(self, subscriber: Subscriber) -> None:
@@ -162,6 +169,7 @@ class Hub:
             if subs is None:
                 continue
             subs.discard(subscriber)
+            self._occupancy_changed(name)
             if not subs:
                 del self.by_channel[name]
                 self.channel_last.pop(name, None)
@@ -309,6 +317,59 @@ class Hub:
             if refused:
                 subscriber.end(forbidden(refused))
 
+    # -- occupancy (viewer counts) ------------------------------------------------------
+
+    def _occupancy_changed(self, name: str) -> None:
+        if occupancy_callback(name) is not None:
+            self.occupancy_dirty.add(name)
+
+    async def _announce_occupancy(self) -> None:
+        """Once a second, announce the channels whose stream count changed, across processes.
+
+        Each process keeps its own count in a Redis hash per channel (one field per process,
+        with the time it was written, so a dead process's count fades out). A one-second lock
+        per channel lets one process announce the total per second, however many join.
+        """
+        while True:
+            await asyncio.sleep(1.0)
+            dirty, self.occupancy_dirty = self.occupancy_dirty, set()
+            for name in dirty:
+                try:
+                    total = await self._occupancy_total(name)
+                except Exception:
+                    logger.warning("Could not count the streams of %s.", name)
+                    total = None
+                if total is None:  # another process announces this second; try again next
+                    self.occupancy_dirty.add(name)
+                    continue
+                kind_pk = int(name.rpartition("-")[2])
+                callback = occupancy_callback(name)
+                try:
+                    await run_db(callback, kind_pk, total)
+                except Exception:
+                    logger.exception("Occupancy callback for %s failed.", name)
+
+    async def _occupancy_total(self, name: str) -> int | None:
+        local = len(self.by_channel.get(name, ()))
+        if not (self.redis_up and self.redis is not None):
+            return local
+        key = redis_key(f"occupancy:{name}")
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, self.worker_id, f"{local}:{now}")
+            pipe.expire(key, 120)
+            pipe.set(redis_key(f"occupancy-lock:{name}"), self.worker_id, nx=True, px=950)
+            pipe.hgetall(key)
+            _, _, locked, fields = await pipe.execute()
+        if not locked:
+            return None
+        total = 0
+        for value in fields.values():
+            count, _, written = value.decode().partition(":")
+            if now - float(written) < 60:
+                total += int(count)
+        return total
+
     # -- background tasks ---------------------------------------------------------------
 
     async def _tick(self) -> None:
@@ -319,6 +380,18 @@ class Hub:
             for subs in self.by_user.values():
                 for subscriber in subs:
                     subscriber.push(KEEPALIVE)
+            # Refresh this process's counts in Redis before they fade (no announcement).
+            if self.redis_up and self.redis is not None:
+                watched = [c for c in self.by_channel if occupancy_callback(c) is not None]
+                if watched:
+                    try:
+                        async with self.redis.pipeline(transaction=False) as pipe:
+                            for name in watched:
+                                local = f"{len(self.by_channel[name])}:{time.time()}"
+                                pipe.hset(redis_key(f"occupancy:{name}"), self.worker_id, local)
+                            await pipe.execute()
+                    except Exception:
+                        logger.warning("Could not refresh stream counts in Redis.")
             if self.redis_up and self.redis is not None and self.by_user:
                 expiry = time.time() + STREAM_TTL
                 try:

@@ -1,0 +1,95 @@
+"""Every write to livestreams: each saves, then announces once the transaction commits."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from lms.accounts.models import User
+from lms.chat.models import Room
+from lms.courses.models import Course
+from lms.livestream.models import Stream, StreamViewer
+from lms.realtime import channel, publish_fragment_on_commit, publish_on_commit
+
+
+class StreamStateError(Exception):
+    """Starting an ended stream, or ending one that is not live."""
+
+
+def _announce_change(stream: Stream) -> None:
+    # Pages re-fetch their own part (the stage carries a per-viewer token): the event says when.
+    for name in (channel("stream", stream.pk), channel("stream_manage", stream.pk), channel("course", stream.course_id)):
+        publish_on_commit(name, "stream_changed", str(stream.pk))
+
+
+def _ensure_chat_room(stream: Stream) -> None:
+    if stream.chat_enabled and stream.chat_room_id is None:
+        stream.chat_room = Room.objects.create(
+            kind=Room.Kind.STREAM, course=stream.course, name=f"Livestream {stream.pk}", created_by=stream.created_by
+        )
+        stream.save(update_fields=["chat_room"])
+
+
+@transaction.atomic
+def do_create_stream(course: Course, *, creator: User, **fields) -> Stream:
+    """Schedule a stream. Assumes `creator` teaches `course` (checked by the form)."""
+    stream = Stream.objects.create(course=course, created_by=creator, **fields)
+    _ensure_chat_room(stream)
+    _announce_change(stream)
+    return stream
+
+
+@transaction.atomic
+def do_update_stream(stream: Stream, **fields) -> Stream:
+    for name, value in fields.items():
+        setattr(stream, name, value)
+    stream.save()
+    _ensure_chat_room(stream)
+    _announce_change(stream)
+    return stream
+
+
+@transaction.atomic
+def do_start_stream(stream: Stream, *, actor: User) -> Stream:
+    """Go live (also before the scheduled time). Starting a live stream again changes nothing."""
+    stream = Stream.objects.select_for_update().get(pk=stream.pk)
+    if stream.is_ended:
+        raise StreamStateError("This stream has ended; schedule a new one.")
+    if stream.is_live:
+        return stream
+    stream.state = Stream.State.LIVE
+    stream.started_at = timezone.now()
+    stream.save(update_fields=["state", "started_at"])
+    _announce_change(stream)
+    return stream
+
+
+@transaction.atomic
+def do_end_stream(stream: Stream, *, actor: User) -> Stream:
+    """End a live stream, once."""
+    stream = Stream.objects.select_for_update().get(pk=stream.pk)
+    if not stream.is_live:
+        raise StreamStateError("Only a live stream can be ended.")
+    stream.state = Stream.State.ENDED
+    stream.ended_at = timezone.now()
+    stream.save(update_fields=["state", "ended_at"])
+    _announce_change(stream)
+    return stream
+
+
+def do_note_viewer(stream: Stream, *, user: User) -> None:
+    """Remember that `user` watched (one row per person, for unique viewers)."""
+    StreamViewer.objects.get_or_create(stream=stream, user=user)
+
+
+@transaction.atomic
+def do_record_viewer_count(stream_id: int, count: int) -> None:
+    """Called by lms.realtime at most once a second per stream with the open stream pages.
+
+    Keeps the peak (a write only when it rises) and pushes the count to viewers and the panel.
+    """
+    Stream.objects.filter(pk=stream_id, peak_viewers__lt=count).update(peak_viewers=count)
+    peak = Stream.objects.filter(pk=stream_id).values_list("peak_viewers", flat=True).first()
+    if peak is None:
+        return
+    context = {"viewers": count, "peak": peak, "oob": True}
+    for name in (channel("stream", stream_id), channel("stream_manage", stream_id)):
+        publish_fragment_on_commit(name, "viewers_changed", "livestream/detail.html#viewer-count", context, stored=False)

@@ -1,0 +1,37 @@
+"""One live, one upcoming and one past stream in a course with sample students, for the demo."""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from lms.chat.actions import do_post_message
+from lms.livestream.actions import do_create_stream, do_end_stream, do_start_stream
+from lms.livestream.models import Stream
+
+STREAMS = [
+    # title, starts in (hours), state
+    ("Cell biology: live lecture", -0.25, Stream.State.LIVE),
+    ("Genetics Q&A session", 26, Stream.State.SCHEDULED),
+    ("Lab safety walkthrough", -72, Stream.State.ENDED),
+]
+
+
+@transaction.atomic
+def create(sample) -> None:
+    course = sample.courses["BIO101"]
+    host = sample.people["ines"]
+    now = timezone.now()
+    for title, hours, state in STREAMS:
+        if Stream.objects.filter(course=course, title=title).exists():
+            continue
+        starts = now + timedelta(hours=hours)
+        stream = do_create_stream(
+            course, creator=host, title=title, starts_at=starts, ends_at=starts + timedelta(hours=1),
+            description="Sample stream: open it to see the waiting room, the live page or the ended page.",
+        )
+        if state in (Stream.State.LIVE, Stream.State.ENDED):
+            stream = do_start_stream(stream, actor=host)
+            do_post_message(stream.chat_room, author=sample.people["ana"], body="Hello from the live chat!")
+        if state == Stream.State.ENDED:
+            do_end_stream(stream, actor=host)

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "lms.realtime",
     "lms.chat",
     "lms.livestream",
+    "lms.qa",
 ]
 
 MIDDLEWARE = [

@@ -13,5 +13,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("chat/", include("lms.chat.urls")),
     path("livestream/", include("lms.livestream.urls")),
+    path("qa/", include("lms.qa.urls")),
     path("admin/", admin.site.urls),
 ]

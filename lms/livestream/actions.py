@@ -72,6 +72,10 @@ def do_end_stream(stream: Stream, *, actor: User) -> Stream:
     stream.ended_at = timezone.now()
     stream.save(update_fields=["state", "ended_at"])
     _announce_change(stream)
+    # So that no question is forgotten: the unanswered ones go to the course room.
+    from lms.qa.actions import do_post_unanswered_summary
+
+    do_post_unanswered_summary(stream, author=actor)
     return stream
 
 

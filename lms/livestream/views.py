@@ -27,6 +27,7 @@ from lms.livestream.actions import (
 from lms.livestream.forms import StreamForm
 from lms.livestream.jitsi import meeting_for
 from lms.livestream.models import Stream
+from lms.qa.views import qa_context
 from lms.realtime import channel, event_stream_url, occupancy
 
 
@@ -98,6 +99,8 @@ def stream_detail(request, stream_id: int):
     context = {"stream_url": stream_url, **_stage_context(request, stream), **_viewers(stream)}
     if chat is not None:
         context.update(chat_panel_context(request, chat))
+    if stream.qa_enabled:
+        context.update(qa_context(request, stream))
     return render(request, "livestream/detail.html", context)
 
 
@@ -132,6 +135,7 @@ def stream_manage(request, stream_id: int):
     context = {"stream_url": event_stream_url(channels), **_panel_context(stream), **_viewers(stream)}
     if stream.chat_room_id:
         context.update(chat_panel_context(request, stream.chat_room))
+    context.update(qa_context(request, stream))
     return render(request, "livestream/manage.html", context)
 
 

@@ -1,0 +1,200 @@
+"""Every write to Q&A and polls: each saves, then announces once the transaction commits.
+
+Viewers get the ranked list without askers' names where they asked anonymously; the control
+panel (a channel only instructors may read) gets the same list with every name.
+"""
+
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from lms.accounts.models import User
+from lms.livestream.models import Stream
+from lms.qa.models import Poll, PollOption, PollVote, Question, Vote
+from lms.realtime import channel, publish_fragment_on_commit
+
+
+def announce_questions(stream: Stream) -> None:
+    """Push the re-ranked list to viewers and to the control panel, rendered once each."""
+    def push() -> None:
+        questions = list(Question.objects.filter(stream=stream).visible().ranked())
+        context = {"stream": stream, "questions": questions}
+        publish_fragment_on_commit(channel("stream", stream.pk), "questions_changed", "qa/panel.html#question-list", context)
+        publish_fragment_on_commit(
+            channel("stream_manage", stream.pk), "questions_changed", "qa/panel.html#question-queue", context
+        )
+
+    # Ranked as committed, so the pushed order is the stored one.
+    transaction.on_commit(push)
+
+
+def _recount(question: Question) -> None:
+    question.votes_count = Vote.objects.filter(question=question).count()
+    Question.objects.filter(pk=question.pk).update(votes_count=question.votes_count)
+
+
+@transaction.atomic
+def do_ask_question(
+    stream: Stream, *, author: User, text: str, anonymous: bool = False, client_token: uuid.UUID | None = None
+) -> tuple[Question, bool]:
+    """Ask. `text` is already checked. A retried ask (same client token) is stored once."""
+    if client_token is not None:
+        existing = Question.objects.filter(author=author, client_token=client_token).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            question = Question.objects.create(
+                stream=stream, author=author, text=text, anonymous=anonymous, client_token=client_token
+            )
+    except IntegrityError:
+        return Question.objects.get(author=author, client_token=client_token), False
+    announce_questions(stream)
+    return question, True
+
+
+@transaction.atomic
+def do_set_vote(question: Question, *, user: User, voted: bool) -> bool:
+    """Add or take back `user`'s vote; the unique constraint, not the page, keeps it to one.
+
+    Returns whether the user's vote now stands. Two requests at once both end with one vote.
+    """
+    if voted:
+        try:
+            with transaction.atomic():
+                Vote.objects.create(question=question, user=user)
+        except IntegrityError:
+            pass  # already voted (a double click, or the same request twice)
+    else:
+        Vote.objects.filter(question=question, user=user).delete()
+    _recount(question)
+    announce_questions(question.stream)
+    return voted
+
+
+@transaction.atomic
+def do_withdraw_question(question: Question) -> None:
+    """The asker takes their question back. Assumes `access_own_question`."""
+    Question.objects.filter(pk=question.pk).update(state=Question.State.WITHDRAWN, pinned=False)
+    announce_questions(question.stream)
+
+
+def _set_state(question: Question, state: str, **extra) -> None:
+    Question.objects.filter(pk=question.pk).update(state=state, **extra)
+    announce_questions(question.stream)
+
+
+@transaction.atomic
+def do_answer_question(question: Question) -> None:
+    _set_state(question, Question.State.ANSWERED, answered_at=timezone.now(), pinned=False)
+
+
+@transaction.atomic
+def do_reopen_question(question: Question) -> None:
+    _set_state(question, Question.State.OPEN, answered_at=None)
+
+
+@transaction.atomic
+def do_dismiss_question(question: Question) -> None:
+    _set_state(question, Question.State.DISMISSED, pinned=False)
+
+
+@transaction.atomic
+def do_pin_question(question: Question) -> None:
+    """Highlight the question being answered now, for every viewer. One pinned at a time."""
+    Question.objects.filter(stream=question.stream, pinned=True).exclude(pk=question.pk).update(pinned=False)
+    _set_state(question, Question.State.OPEN, pinned=True)
+
+
+@transaction.atomic
+def do_unpin_question(question: Question) -> None:
+    Question.objects.filter(pk=question.pk).update(pinned=False)
+    announce_questions(question.stream)
+
+
+@transaction.atomic
+def do_merge_question(duplicate: Question, *, into: Question) -> Question:
+    """Fold a duplicate into another question: its voters vote for the other, nobody twice; the
+    duplicate leaves the list. Both must be of the same stream (checked by the view)."""
+    list(Question.objects.select_for_update().filter(pk__in=[duplicate.pk, into.pk]).order_by("pk"))
+    voters = set(Vote.objects.filter(question=duplicate).values_list("user_id", flat=True))
+    already = set(Vote.objects.filter(question=into).values_list("user_id", flat=True))
+    Vote.objects.bulk_create([Vote(question=into, user_id=uid) for uid in voters - already])
+    Vote.objects.filter(question=duplicate).delete()
+    Question.objects.filter(pk=duplicate.pk).update(state=Question.State.MERGED, merged_into=into, pinned=False, votes_count=0)
+    _recount(into)
+    announce_questions(into.stream)
+    return into
+
+
+def do_post_unanswered_summary(stream: Stream, *, author: User) -> None:
+    """After a stream, its unanswered questions go to the course room as one message."""
+    from lms.chat.actions import do_create_room, do_post_message
+    from lms.chat.models import Room
+
+    open_questions = list(Question.objects.filter(stream=stream, state=Question.State.OPEN, merged_into__isnull=True).order_by("-votes_count", "created"))
+    if not open_questions:
+        return
+    room = Room.objects.filter(course=stream.course, kind=Room.Kind.COURSE).order_by("pk").first()
+    if room is None:
+        room = do_create_room(stream.course, creator=author, name="General")
+    lines = [_("Unanswered questions from the livestream “%(title)s”:") % {"title": stream.title}]
+    for question in open_questions[:50]:
+        votes = _("%(count)s votes") % {"count": question.votes_count} if question.votes_count != 1 else _("1 vote")
+        lines.append(f"• {question.text} ({votes})")
+    if len(open_questions) > 50:
+        lines.append(_("…and %(count)s more.") % {"count": len(open_questions) - 50})
+    body = "\n".join(lines)[:4000]
+    do_post_message(room, author=author, body=body)
+
+
+# -- polls ---------------------------------------------------------------------------------
+
+
+def announce_poll(poll: Poll, *, created: bool = False) -> None:
+    def push() -> None:
+        fresh = Poll.objects.get(pk=poll.pk)
+        counts = dict(PollVote.objects.filter(poll=fresh).values_list("option").annotate(n=Count("pk")))
+        total = sum(counts.values())
+        options = [
+            {"option": o, "count": counts.get(o.pk, 0), "percent": round(100 * counts.get(o.pk, 0) / total) if total else 0}
+            for o in fresh.options.all()
+        ]
+        context = {"poll": fresh, "options": options, "total": total, "oob": not created}
+        event = "poll_created" if created else "poll_changed"
+        for name in (channel("stream", fresh.stream_id), channel("stream_manage", fresh.stream_id)):
+            publish_fragment_on_commit(name, event, "qa/panel.html#poll", context)
+
+    transaction.on_commit(push)
+
+
+@transaction.atomic
+def do_create_poll(stream: Stream, *, creator: User, question: str, options: list[str]) -> Poll:
+    """Ask a poll with 2 to 6 options (checked by the form)."""
+    poll = Poll.objects.create(stream=stream, question=question, created_by=creator)
+    PollOption.objects.bulk_create([PollOption(poll=poll, text=text, position=n) for n, text in enumerate(options)])
+    announce_poll(poll, created=True)
+    return poll
+
+
+@transaction.atomic
+def do_vote_poll(poll: Poll, *, user: User, option: PollOption) -> None:
+    """One vote per member; voting again moves it, until the poll closes (checked here)."""
+    poll = Poll.objects.select_for_update().get(pk=poll.pk)
+    if not poll.is_open:
+        raise PollClosed
+    PollVote.objects.update_or_create(poll=poll, user=user, defaults={"option": option})
+    announce_poll(poll)
+
+
+@transaction.atomic
+def do_close_poll(poll: Poll) -> None:
+    Poll.objects.filter(pk=poll.pk, state=Poll.State.OPEN).update(state=Poll.State.CLOSED, closed_at=timezone.now())
+    announce_poll(poll)
+
+
+class PollClosed(Exception):
+    pass

@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 import factory
+from django.utils import timezone
 
 from lms.accounts.models import User
 from lms.courses.models import Course, Enrolment
@@ -71,3 +74,27 @@ def _render_message(body: str) -> str:
     from lms.chat.text import render_message
 
     return render_message(body)
+
+
+class StreamFactory(factory.django.DjangoModelFactory):
+    """A stream scheduled an hour from now, without a chat room (`do_create_stream` makes one).
+
+    `StreamFactory(live=True)` or `StreamFactory(ended=True)` for the other states.
+    """
+
+    class Meta:
+        model = "livestream.Stream"
+
+    class Params:
+        live = factory.Trait(state="live", started_at=factory.LazyFunction(timezone.now))
+        ended = factory.Trait(
+            state="ended",
+            started_at=factory.LazyFunction(lambda: timezone.now() - timedelta(hours=2)),
+            ended_at=factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1)),
+        )
+
+    course = factory.SubFactory(CourseFactory)
+    title = factory.Sequence(lambda n: f"Stream {n}")
+    starts_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1))
+    ends_at = factory.LazyAttribute(lambda stream: stream.starts_at + timedelta(hours=1))
+    chat_enabled = False

@@ -42,6 +42,8 @@ def do_update_stream(stream: Stream, **fields) -> Stream:
     for name, value in fields.items():
         setattr(stream, name, value)
     stream.save()
+    # The chat follows the stream to a new course: its room is readable by that course only.
+    Room.objects.filter(pk=stream.chat_room_id).exclude(course=stream.course_id).update(course=stream.course_id)
     _ensure_chat_room(stream)
     _announce_change(stream)
     return stream

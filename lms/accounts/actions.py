@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lms.accounts.models import User
-from lms.realtime import channel, publish_fragment_on_commit
+from lms.realtime import channel, present_users, publish_fragment_on_commit
 
 
 @transaction.atomic
@@ -16,3 +16,24 @@ def do_announce(user: User, *, text: str) -> None:
     publish_fragment_on_commit(
         channel("user", user.pk), "announcement", "home.html#announcement", {"announcement": announcement}
     )
+
+
+def announce_online(user_id: int, user_ids: set[int]) -> None:
+    """Called by lms.realtime (at most once a second) when a user opens their first page or
+    closes their last: tell the pages of the courses they are in, where their dots are."""
+    from lms.courses.models import Course
+
+    context = {"signal_user": user_id, "online": bool(user_ids)}
+    courses = Course.objects.filter(instructors=user_id).values_list("pk", flat=True).union(
+        Course.objects.filter(enrolments__user=user_id).values_list("pk", flat=True)
+    )
+    for course_id in courses:
+        publish_fragment_on_commit(
+            channel("course", course_id), "online_changed", "base.html#presence-signal", context, stored=False
+        )
+
+
+def online_ids(user_ids) -> set[int]:
+    """Which of these users have a page open now (for the first paint of online dots)."""
+    names = {channel("user", uid): uid for uid in user_ids}
+    return {names[name] for name, users in present_users(list(names)).items() if users}

@@ -12,7 +12,7 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("role", "is_staff", "is_superuser", "is_active")
     search_fields = ("username", "display_name", "first_name", "last_name", "email")
     fieldsets = DjangoUserAdmin.fieldsets + (
-        (_("Learning"), {"fields": ("role", "display_name", "timezone")}),
+        (_("Learning"), {"fields": ("role", "display_name", "timezone", "send_read_receipts")}),
     )
     add_fieldsets = DjangoUserAdmin.add_fieldsets + (
         (_("Learning"), {"fields": ("role", "display_name")}),

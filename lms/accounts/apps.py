@@ -7,7 +7,9 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Accounts")
 
     def ready(self) -> None:
+        from lms.accounts.actions import announce_online
         from lms.realtime import register_channel
 
-        # A user's own channel: notifications, unread counts. Only that user may read it.
-        register_channel("user", lambda user, pk: user.is_authenticated and user.pk == pk)
+        # A user's own channel: notifications, unread counts. Only that user may read it. Every
+        # page opens it, so whether it has streams open says whether the user is online.
+        register_channel("user", lambda user, pk: user.is_authenticated and user.pk == pk, on_presence=announce_online)

@@ -17,6 +17,8 @@ class User(AbstractUser):
     timezone = models.CharField(
         _("time zone"), max_length=64, choices=TIMEZONE_CHOICES, default="UTC"
     )
+    # Off: others don't see when this person has read, and they see no receipts either.
+    send_read_receipts = models.BooleanField(_("send read receipts"), default=True)
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

@@ -88,7 +88,7 @@ def do_post_message(
     try:
         with transaction.atomic():
             message = Message.objects.create(
-                room=room, author=author, body=body, body_html=render_message(body),
+                room=room, author=author, body=body, body_html=render_message(body, mentions=mentionable(room, body)),
                 reply_to=reply_to, client_token=client_token,
             )
     except IntegrityError:  # the same retry, at the same moment
@@ -98,14 +98,34 @@ def do_post_message(
         room_channel(room.pk), "message_created", "chat/room.html#message", {"message": message}
     )
     _announce_summary(room, message)
+    _notify_mentions(message)
+    # The message is here: its author is no longer typing, whatever the last signal said.
+    transaction.on_commit(lambda: _stop_typing(room.pk, author.pk))
     return message, True
+
+
+def _stop_typing(room_id: int, user_id: int) -> None:
+    from lms.realtime.ephemeral import discard
+
+    discard("typing", room_id, user_id)
+
+
+def mentionable(room: Room, body: str) -> frozenset[str]:
+    """The @names in `body` to highlight: the room's members (and "all")."""
+    from lms.chat.text import find_mentions
+
+    names = find_mentions(body)
+    if not names:
+        return frozenset()
+    usernames = {m.username.lower() for m in room_members(room)}
+    return frozenset(n for n in names if n in usernames or n == "all")
 
 
 @transaction.atomic
 def do_edit_message(message: Message, *, body: str) -> Message:
     """Change a message's text. Assumes the editor is its author (`access_message_to_edit`)."""
     message.body = body
-    message.body_html = render_message(body)
+    message.body_html = render_message(body, mentions=mentionable(message.room, body))
     message.edited = timezone.now()
     message.save(update_fields=["body", "body_html", "edited"])
     publish_fragment_on_commit(
@@ -165,3 +185,142 @@ def do_unmute_member(course: Course, *, actor: User, user: User) -> int:
         publish_on_commit(channel("user", user.pk), "mute_changed", "", stored=False)
     return lifted
 
+
+
+# -- the live layer: typing, presence, reading, mentions --------------------------------------
+
+TYPING_SECONDS = 6  # a typist disappears this long after their last signal
+
+
+def do_signal_typing(room: Room, *, user: User) -> None:
+    """`user` is typing in `room` (the page sends this at most every 3 s). No database write."""
+    from lms.realtime.ephemeral import touch
+
+    touch("typing", room.pk, user.pk)
+
+
+def announce_typing(room_id: int, user_ids: list[int]) -> None:
+    """Push who is typing: one fragment with a line for everyone and one per typist (what that
+    typist sees: the others only); the page's CSS shows each reader their line."""
+    from django.contrib.auth import get_user_model
+
+    people = get_user_model().objects.in_bulk(user_ids)
+    typists = [people[uid] for uid in user_ids if uid in people]
+    lines = [("all", typing_sentence([p.name for p in typists]))]
+    for person in typists[:20]:
+        lines.append((str(person.pk), typing_sentence([p.name for p in typists if p.pk != person.pk])))
+    publish_fragment_on_commit(
+        room_channel(room_id), "typing_changed", "chat/room.html#typing", {"lines": lines, "oob": True}, stored=False
+    )
+
+
+def typing_sentence(names: list[str]) -> str:
+    from django.utils.translation import gettext as _
+
+    if not names:
+        return ""
+    if len(names) == 1:
+        return _("%(name)s is typing…") % {"name": names[0]}
+    if len(names) == 2:
+        return _("%(first)s and %(second)s are typing…") % {"first": names[0], "second": names[1]}
+    return _("%(count)s people are typing…") % {"count": len(names)}
+
+
+def announce_room_presence(room_id: int, user_ids: set[int]) -> None:
+    """Who has the room open now, pushed at most once a second (by lms.realtime)."""
+    from django.contrib.auth import get_user_model
+
+    people = sorted(get_user_model().objects.filter(pk__in=user_ids), key=lambda p: p.name.casefold())
+    publish_fragment_on_commit(
+        room_channel(room_id), "presence_changed", "chat/room.html#presence", {"present": people, "oob": True},
+        stored=False,
+    )
+
+
+@transaction.atomic
+def do_mark_read(room: Room, *, user: User, last_id: int) -> bool:
+    """Move `user`'s read marker in `room` forward to `last_id` (never back); True if it moved."""
+    from lms.chat.models import ReadMarker
+
+    last_id = min(last_id, room.messages.order_by("-pk").values_list("pk", flat=True).first() or 0)
+    marker, _ = ReadMarker.objects.select_for_update().get_or_create(room=room, user=user)
+    if last_id <= marker.last_read_id:
+        return False
+    marker.last_read_id = last_id
+    marker.updated = timezone.now()
+    marker.save(update_fields=["last_read_id", "updated"])
+    publish_on_commit(channel("user", user.pk), "unread_changed", "", stored=False)
+    if user.send_read_receipts:
+        _announce_receipts(room)
+    return True
+
+
+def _announce_receipts(room: Room) -> None:
+    from lms.chat.receipts import annotate_receipts
+
+    def push() -> None:
+        messages = list(room.messages.filter(deleted__isnull=True).order_by("-pk")[:50])
+        annotate_receipts(room, messages)
+        publish_fragment_on_commit(
+            room_channel(room.pk), "receipts_changed", "chat/room.html#receipts",
+            {"chat_messages": messages, "room": room}, stored=False,
+        )
+
+    transaction.on_commit(push)
+
+
+def _notify_mentions(message: Message) -> None:
+    """Notify the room's members named with @username (and everyone for an instructor's @all)."""
+    from lms.chat.access import can_moderate_room
+    from lms.chat.models import Notification
+    from lms.chat.text import find_mentions
+
+    names = find_mentions(message.body)
+    if not names:
+        return
+    room = message.room
+    members = room_members(room)
+    everyone = "all" in names and can_moderate_room(message.author, room)
+    targets = {m for m in members if m.username.lower() in names or everyone} - {message.author}
+    kind = Notification.Kind.ALL if everyone else Notification.Kind.MENTION
+    Notification.objects.bulk_create(
+        [Notification(user=user, message=message, kind=kind) for user in targets], ignore_conflicts=True
+    )
+    for user in targets:
+        _announce_notifications(user)
+
+
+def _announce_notifications(user: User) -> None:
+    from lms.chat.models import Notification
+
+    def push() -> None:
+        count = Notification.objects.filter(user=user).unread().count()
+        publish_fragment_on_commit(
+            channel("user", user.pk), "notifications_changed", "base.html#notifications-badge",
+            {"notification_count": count, "oob": True}, stored=False,
+        )
+
+    transaction.on_commit(push)
+
+
+@transaction.atomic
+def do_mark_notifications_read(user: User) -> int:
+    from lms.chat.models import Notification
+
+    count = Notification.objects.filter(user=user).unread().update(read_at=timezone.now())
+    if count:
+        _announce_notifications(user)
+    return count
+
+
+def room_members(room: Room) -> list[User]:
+    """Everyone who may read the room (course members, or the two people of a DM)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    if room.is_direct:
+        return list(room.participants.all())
+    return list(
+        get_user_model().objects.filter(is_active=True)
+        .filter(Q(taught_courses=room.course_id) | Q(enrolments__course=room.course_id)).distinct()
+    )

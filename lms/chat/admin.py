@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from lms.chat.models import Message, ModerationEntry, Mute, Room
+from lms.chat.models import Message, ModerationEntry, Mute, Notification, ReadMarker, Room
 
 
 @admin.register(Room)
@@ -32,3 +32,16 @@ class ModerationEntryAdmin(admin.ModelAdmin):
     list_display = ("created", "course", "actor", "action", "target")
     list_filter = ("course", "action")
     raw_id_fields = ("actor", "target", "room", "message")
+
+
+@admin.register(ReadMarker)
+class ReadMarkerAdmin(admin.ModelAdmin):
+    list_display = ("room", "user", "last_read_id", "updated")
+    raw_id_fields = ("room", "user")
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("user", "kind", "message", "created", "read_at")
+    list_filter = ("kind",)
+    raw_id_fields = ("user", "message")

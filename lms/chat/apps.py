@@ -8,6 +8,10 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         from lms.chat.access import can_read_room
+        from lms.chat.actions import TYPING_SECONDS, announce_room_presence, announce_typing
         from lms.realtime import register_channel
+        from lms.realtime.ephemeral import register_ephemeral
 
-        register_channel("room", can_read_room)
+        # Who has the room open is pushed at most once a second, from the open streams.
+        register_channel("room", can_read_room, on_presence=announce_room_presence)
+        register_ephemeral("typing", ttl=TYPING_SECONDS, on_change=announce_typing)

@@ -184,3 +184,39 @@ class ModerationEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.get_action_display()} {self.target}"
+
+
+class ReadMarker(models.Model):
+    """How far a member has read a room: one row per member per room, moved forward in batches
+    (never a row per message per reader). Unread counts and receipts are computed from it."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="read_markers")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="read_markers")
+    last_read_id = models.BigIntegerField(default=0)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="one_read_marker_per_member")]
+
+
+class NotificationQuerySet(models.QuerySet):
+    def unread(self) -> "NotificationQuerySet":
+        return self.filter(read_at__isnull=True)
+
+
+class Notification(models.Model):
+    class Kind(models.TextChoices):
+        MENTION = "mention", _("mentioned you")
+        ALL = "all", _("mentioned everyone")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MENTION)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="notifications")
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["user", "message"], name="one_notification_per_message")]

@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from lms.chat.actions import do_create_room, do_get_or_create_direct_room, do_post_message
+from lms.chat.actions import do_create_room, do_get_or_create_direct_room, do_mark_read, do_post_message, room_members
 from lms.chat.models import Room
 
 SCRIPT = {
@@ -10,7 +10,7 @@ SCRIPT = {
         ("ines", "Welcome to **Introduction to Biology**! Ask anything about the course here."),
         ("ana", "Are the lab notes for week 2 online yet?"),
         ("ines", "Yes: https://en.wikipedia.org/wiki/Cell_(biology) is the reading, and the notes are on the course page."),
-        ("ben", "Thanks! The diagram of the *mitochondrion* on slide 4 helped a lot."),
+        ("ben", "Thanks! The diagram of the *mitochondrion* on slide 4 helped a lot, @ana."),
     ],
     "CS102": [
         ("omar", "Hello everyone. Post code with backticks, like `print(\"hi\")`, or a block:\n```\nfor n in range(3):\n    print(n)\n```"),
@@ -34,6 +34,9 @@ def create(sample) -> None:
         if not room.messages.exists():
             for username, body in SCRIPT.get(code, []):
                 do_post_message(room, author=sample.people[username], body=body)
+        # Ana has read the start of her course rooms: the rest shows as unread.
+        if room.messages.count() > 1 and sample.people["ana"] in room_members(room):
+            do_mark_read(room, user=sample.people["ana"], last_id=room.messages.order_by("pk")[1].pk)
     ana, ben = sample.people["ana"], sample.people["ben"]
     direct = do_get_or_create_direct_room(ana, other=ben)
     if not direct.messages.exists():

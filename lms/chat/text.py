@@ -19,10 +19,12 @@ from urllib.parse import unquote
 import nh3
 from django.core.exceptions import ValidationError
 from django.utils.formats import number_format
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, ngettext
 from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
 
 # --- Checking what was typed -------------------------------------------------------------------
 
@@ -142,19 +144,74 @@ def _unlink_unsafe(state: StateCore) -> None:
 
 _markdown.core.ruler.after("linkify", "unlink_unsafe", _unlink_unsafe)
 
+# "@username" (Django usernames: letters, digits and @.+-_, ending on a letter or digit), not
+# preceded by a word character, "." or "@": "ana@example.com" mentions nobody.
+_MENTION = re.compile(r"(?<![\w.@])@(\w(?:[\w.+-]*\w)?)")
+
+
+def _mark_mentions(state: StateCore) -> None:
+    """Collect @names in text outside code and links (into env["found"]) and, for the names in
+    env["mentions"], wrap them in <span class="mention">."""
+    wanted = state.env.get("mentions") or frozenset()
+    found = state.env.setdefault("found", set())
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        children, in_link = [], 0
+        for token in block.children:
+            if token.type == "link_open":
+                in_link += 1
+            elif token.type == "link_close":
+                in_link -= 1
+            if token.type != "text" or in_link or "@" not in token.content:
+                children.append(token)
+                continue
+            position = 0
+            for match in _MENTION.finditer(token.content):
+                name = match.group(1).lower()
+                found.add(name)
+                if name not in wanted:
+                    continue
+                if match.start() > position:
+                    children.append(_text_token(token.content[position : match.start()]))
+                span = Token("html_inline", "", 0)
+                span.content = f'<span class="mention">@{escape(match.group(1))}</span>'
+                children.append(span)
+                position = match.end()
+            if position < len(token.content):
+                children.append(_text_token(token.content[position:]))
+        block.children = children
+
+
+def _text_token(content: str) -> Token:
+    token = Token("text", "", 0)
+    token.content = content
+    return token
+
+
+_markdown.core.ruler.after("unlink_unsafe", "mentions", _mark_mentions)
+
+
+def find_mentions(body: str) -> set[str]:
+    """The lower-cased @names in a message, outside code and links ("all" included)."""
+    env: dict = {}
+    _markdown.parse(body, env)
+    return env.get("found", set())
+
 # The allow-list is exactly what the rules above can produce; no `class` (the fence's
 # "language-xxx" is dropped: nothing highlights code), no `title`, no `target`.
 _cleaner = nh3.Cleaner(
-    tags={"p", "br", "strong", "em", "code", "pre", "a"},
+    tags={"p", "br", "strong", "em", "code", "pre", "a", "span"},
     clean_content_tags=set(),
     attributes={"a": {"href"}},
+    allowed_classes={"span": {"mention"}},
     url_schemes={"http", "https", "mailto"},
     url_relative="deny",
     link_rel="noopener noreferrer nofollow ugc",
 )
 
 
-def render_message(body: str) -> SafeString:
+def render_message(body: str, *, mentions: frozenset[str] = frozenset()) -> SafeString:
     """Safe HTML for a message that passed `check_message_text`: block elements (`<p>`, `<pre>`) only.
 
     Put it in a block container that isolates bidi text, e.g.
@@ -163,7 +220,7 @@ def render_message(body: str) -> SafeString:
     `unicode-bidi: isolate`, so a right-to-left override typed in a message cannot reorder the
     author's name, the time or the next message. The output is balanced (nh3 closes every tag).
     """
-    return mark_safe(_cleaner.clean(_markdown.render(body)).rstrip("\n"))
+    return mark_safe(_cleaner.clean(_markdown.render(body, {"mentions": mentions})).rstrip("\n"))
 
 
 # --- Preview -----------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ from lms.chat.actions import (
     do_delete_message,
     do_edit_message,
     do_get_or_create_direct_room,
+    do_mark_notifications_read,
+    do_mark_read,
+    do_signal_typing,
     do_mute_member,
     do_post_message,
     do_unmute_member,
@@ -35,9 +38,12 @@ from lms.chat.actions import (
 )
 from lms.chat.forms import EditMessageForm, MessageForm, MuteForm, RoomForm, SearchForm
 from lms.chat.models import PAGE_SIZE, Message, ModerationEntry, Room
+from lms.accounts.actions import online_ids
+from lms.chat.actions import room_members
+from lms.chat.receipts import annotate_receipts, unread_counts
 from lms.chat.search import search_messages
 from lms.courses.models import Course
-from lms.realtime import channel, event_stream_url
+from lms.realtime import channel, event_stream_url, present_users
 
 MAX_COURSE_CHANNELS = 20
 
@@ -99,6 +105,7 @@ def chat_panel_context(request, room: Room, *, around: str = "") -> dict:
         page = list(messages.with_related().filter(pk__gte=start[-1])[:500])
     else:
         page = messages.page_before(None)
+    annotate_receipts(room, page)
     return {
         "room": room,
         "chat_messages": page,
@@ -114,7 +121,13 @@ def room_detail(request, room_id: int):
     room = access_room(request.user, room_id)
     # The stream resumes from here: read before the messages, so nothing falls in between.
     stream_url = event_stream_url([room_channel(room.pk), *_home_channels(request.user)])
+    last = room.messages.order_by("-pk").values_list("pk", flat=True).first()
+    if last:
+        do_mark_read(room, user=request.user, last_id=last)  # opening a room reads it
+    present = present_users([room_channel(room.pk)])[room_channel(room.pk)] | {request.user.pk}
     context = {
+        "present": sorted(get_user_model().objects.filter(pk__in=present), key=lambda p: p.name.casefold()),
+        "online_ids": " ".join(map(str, online_ids([m.pk for m in room_members(room)]) | {request.user.pk})),
         **chat_panel_context(request, room, around=request.GET.get("around", "")),
         "title": room.title_for(request.user),
         "stream_url": stream_url,
@@ -130,9 +143,13 @@ def history(request, room_id: int):
     """An older page of messages, for the top of the list (loaded as the reader scrolls up)."""
     room = access_room(request.user, room_id)
     before = request.GET.get("before", "")
+    if request.GET.get("latest"):  # the whole list again, after a gap too old to replay
+        context = chat_panel_context(request, room)
+        return render(request, "chat/room.html#history", context)
     if not before.isdecimal():
         return HttpResponse(_("Say which message to load history before."), status=400)
     page = room.messages.page_before(int(before))
+    annotate_receipts(room, page)
     has_older = bool(page) and room.messages.filter(pk__lt=page[0].pk).exists()
     return render(request, "chat/room.html#history", {"room": room, "chat_messages": page, "has_older": has_older})
 
@@ -307,3 +324,68 @@ def moderation(request, course_id: int):
         "mutes": Mute.objects.active().filter(course=course).select_related("user", "muted_by"),
     }
     return render(request, "chat/moderation.html", context)
+
+
+@require_POST
+@login_required
+def typing(request, room_id: int):
+    """The page's "I am typing" signal (at most every 3 s). Nothing is stored."""
+    room = access_room(request.user, room_id)
+    if not active_mute(request.user, room):
+        do_signal_typing(room, user=request.user)
+    return HttpResponse(status=204)
+
+
+@require_POST
+@login_required
+def mark_read(request, room_id: int):
+    """The page has shown messages up to `last_id` (sent in batches, not per message)."""
+    room = access_room(request.user, room_id)
+    last_id = request.POST.get("last_id", "")
+    if not last_id.isdecimal():
+        return HttpResponse(_("Say up to which message you have read."), status=400)
+    do_mark_read(room, user=request.user, last_id=int(last_id))
+    return HttpResponse(status=204)
+
+
+@require_GET
+@login_required
+def mention_suggestions(request, room_id: int):
+    """Members of the room whose username or name starts with `q`, for @-mentions."""
+    from lms.chat.actions import room_members
+
+    room = access_room(request.user, room_id)
+    query = request.GET.get("q", "").lstrip("@").casefold()[:50]
+    people = [
+        m for m in room_members(room)
+        if m.pk != request.user.pk and (m.username.casefold().startswith(query) or m.name.casefold().startswith(query))
+    ]
+    people.sort(key=lambda m: m.username)
+    everyone = can_moderate_room(request.user, room) and "all".startswith(query)
+    return render(request, "chat/room.html#mention-suggestions", {"people": people[:8], "everyone": everyone})
+
+
+@require_GET
+@login_required
+def unread_state(request):
+    """This user's unread counts per room and in all, for badges (re-fetched on new messages)."""
+    rooms = Room.objects.for_member(request.user).listed()
+    counts = unread_counts(request.user, rooms)
+    return render(request, "base.html#unread-state", {"unread_counts": counts, "unread_total": sum(counts.values())})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def notifications(request):
+    from lms.chat.models import Notification
+
+    items = list(
+        Notification.objects.filter(user=request.user)
+        .select_related("message", "message__author", "message__room", "message__room__course")[:100]
+    )
+    if request.method == "POST" or any(n.read_at is None for n in items):
+        do_mark_notifications_read(request.user)  # the page shows them: they are read
+    if request.method == "POST":
+        return redirect("chat:notifications")
+    stream_url = event_stream_url([channel("user", request.user.pk)])
+    return render(request, "chat/notifications.html", {"items": items, "stream_url": stream_url})

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lms.chat.actions import do_post_message
-from lms.livestream.actions import do_create_stream, do_end_stream, do_start_stream
+from lms.livestream.actions import do_create_stream, do_end_stream, do_note_viewer, do_start_stream
 from lms.livestream.models import Stream
 
 STREAMS = [
@@ -33,5 +33,7 @@ def create(sample) -> None:
         if state in (Stream.State.LIVE, Stream.State.ENDED):
             stream = do_start_stream(stream, actor=host)
             do_post_message(stream.chat_room, author=sample.people["ana"], body="Hello from the live chat!")
+            for username in ("ana", "ben", "chloe"):
+                do_note_viewer(stream, user=sample.people[username])
         if state == Stream.State.ENDED:
             do_end_stream(stream, actor=host)

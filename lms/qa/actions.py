@@ -7,7 +7,7 @@ panel (a channel only instructors may read) gets the same list with every name.
 import uuid
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -62,6 +62,10 @@ def do_set_vote(question: Question, *, user: User, voted: bool) -> bool:
 
     Returns whether the user's vote now stands. Two requests at once both end with one vote.
     """
+    # Lock the question first: two voters at once would otherwise each count without the
+    # other's uncommitted vote, and the later write would lose one from votes_count. A write,
+    # not SELECT FOR UPDATE, so that SQLite waits for its write lock instead of failing.
+    Question.objects.filter(pk=question.pk).update(votes_count=F("votes_count"))
     if voted:
         try:
             with transaction.atomic():

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -16,7 +16,9 @@ class QuestionQuerySet(models.QuerySet):
 
     def ranked(self) -> "QuestionQuerySet":
         """Pinned first, then open before answered, then most votes, then oldest."""
-        return self.select_related("author").order_by("-pinned", "answered_at", "-votes_count", "created", "pk")
+        # By state, not by answered_at: NULLs sort first on SQLite but last on PostgreSQL.
+        answered = Case(When(state=Question.State.ANSWERED, then=Value(1)), default=Value(0))
+        return self.select_related("author").order_by("-pinned", answered, "-votes_count", "created", "pk")
 
 
 class Question(models.Model):

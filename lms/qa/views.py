@@ -3,7 +3,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -68,6 +68,12 @@ def qa_context(request, stream) -> dict:
     }
 
 
+def _posted_pk(request, name: str) -> int:
+    """A posted id, or 0 (which matches nothing) when it is missing or not a number."""
+    value = request.POST.get(name, "")
+    return int(value) if value.isdecimal() else 0
+
+
 def _ask_form_response(request, stream, form):
     context = {"stream": stream, "question_form": form, "client_token": form.data.get("client_token") or uuid.uuid4()}
     response = render(request, "qa/panel.html#ask-form", context)
@@ -123,8 +129,10 @@ def question_withdraw(request, question_id: int):
 @login_required
 def question_run(request, question_id: int, verb: str):
     question = access_question_to_run(request.user, question_id)
+    if verb not in ("merge", "answer", "reopen", "dismiss", "pin", "unpin"):
+        raise Http404
     if verb == "merge":
-        into = get_object_or_404(Question.objects.visible(), pk=request.POST.get("into") or 0, stream=question.stream)
+        into = get_object_or_404(Question.objects.visible(), pk=_posted_pk(request, "into"), stream=question.stream)
         if into.pk == question.pk:
             return HttpResponse(_("A question cannot be merged into itself."), status=400)
         do_merge_question(question, into=into)
@@ -152,7 +160,7 @@ def poll_create(request, stream_id: int):
 @login_required
 def poll_vote(request, poll_id: int):
     poll = access_poll(request.user, poll_id)
-    option = get_object_or_404(poll.options, pk=request.POST.get("option") or 0)
+    option = get_object_or_404(poll.options, pk=_posted_pk(request, "option"))
     try:
         do_vote_poll(poll, user=request.user, option=option)
     except PollClosed:

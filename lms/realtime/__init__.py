@@ -23,6 +23,7 @@ __all__ = [
     "event_stream_url",
     "last_event_id",
     "occupancy",
+    "present_users",
     "parse_channel",
     "publish",
     "publish_fragment_on_commit",
@@ -108,23 +109,34 @@ def publish_fragment_on_commit(
 def occupancy(channel_name: str) -> int:
     """How many streams are open on a channel now, across processes (for a page's first paint;
     channels registered with `on_occupancy` then get updates pushed)."""
-    if settings.REDIS_URL:
-        import time
+    return _occupancy_states([channel_name])[channel_name][0]
 
+
+def present_users(channel_names: list[str]) -> dict[str, set[int]]:
+    """Who has a stream open on each channel now (channels registered with `on_presence`)."""
+    return {name: users for name, (_, users) in _occupancy_states(channel_names).items()}
+
+
+def _occupancy_states(names: list[str]) -> dict[str, tuple[int, set[int]]]:
+    from lms.realtime.hub import merge_occupancy
+
+    if settings.REDIS_URL:
         import redis
 
         try:
-            fields = _redis_client().hgetall(redis_key(f"occupancy:{channel_name}"))
+            with _redis_client().pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hvals(redis_key(f"occupancy:{name}"))
+                found = pipe.execute()
         except redis.RedisError:
-            return 0
-        now, total = time.time(), 0
-        for value in fields.values():
-            count, _, written = value.decode().partition(":")
-            if now - float(written) < 60:
-                total += int(count)
-        return total
+            return {name: (0, set()) for name in names}
+        return {name: merge_occupancy(values) for name, values in zip(names, found)}
     hub = current_hub()
-    return len(hub.by_channel.get(channel_name, ())) if hub is not None else 0
+    out = {}
+    for name in names:
+        subs = list(hub.by_channel.get(name, ())) if hub is not None else []
+        out[name] = (len(subs), {s.user_id for s in subs})
+    return out
 
 
 def recheck_user_streams_on_commit(user_id: int) -> None:

@@ -15,31 +15,51 @@ from django_eventstream.channelmanager import ChannelManagerBase
 
 ChannelCheck = Callable[[object, int], bool]
 OccupancyCallback = Callable[[int, int], None]
+PresenceCallback = Callable[[int, set[int]], None]
 
 _checks: dict[str, ChannelCheck] = {}
 _occupancy: dict[str, OccupancyCallback] = {}
+_presence: dict[str, PresenceCallback] = {}
 _NAME = re.compile(r"^([a-z][a-z_]*)-([1-9][0-9]{0,17})$")
 
 
 def register_channel(
-    kind: str, check: ChannelCheck, *, on_occupancy: OccupancyCallback | None = None
+    kind: str,
+    check: ChannelCheck,
+    *,
+    on_occupancy: OccupancyCallback | None = None,
+    on_presence: PresenceCallback | None = None,
 ) -> None:
     """Let `check(user, pk)` decide who may read the channels `<kind>-<pk>`.
 
     With `on_occupancy`, `on_occupancy(pk, count)` is called with the number of open streams
     on a channel, across every process, at most once a second per channel while it changes
     (in one process only, in a worker thread): viewer counts without a write per viewer.
+    With `on_presence`, `on_presence(pk, user_ids)` likewise gets who has a stream open there.
     """
     if not re.fullmatch(r"[a-z][a-z_]*", kind):
         raise ValueError(f"Channel kind {kind!r} must be lowercase letters and underscores.")
     _checks[kind] = check
     if on_occupancy is not None:
         _occupancy[kind] = on_occupancy
+    if on_presence is not None:
+        _presence[kind] = on_presence
 
 
 def occupancy_callback(name: str) -> OccupancyCallback | None:
     kind, _, _ = name.partition("-")
     return _occupancy.get(kind)
+
+
+def presence_callback(name: str) -> PresenceCallback | None:
+    kind, _, _ = name.partition("-")
+    return _presence.get(kind)
+
+
+def is_watched(name: str) -> bool:
+    """Whether this channel's streams are counted (viewers) or named (presence)."""
+    kind, _, _ = name.partition("-")
+    return kind in _occupancy or kind in _presence
 
 
 def channel(kind: str, pk: int) -> str:

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import connections
 
-from lms.realtime.channels import occupancy_callback
+from lms.realtime.channels import is_watched, occupancy_callback, presence_callback
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ class Hub:
         self.tasks.append(self.loop.create_task(self._tick()))
         self.tasks.append(self.loop.create_task(self._poll_storage()))
         self.tasks.append(self.loop.create_task(self._announce_occupancy()))
+        self.tasks.append(self.loop.create_task(self._sweep_ephemeral()))
         if self.redis_url:
             self.tasks.append(self.loop.create_task(self._listen()))
 
@@ -317,17 +318,24 @@ class Hub:
             if refused:
                 subscriber.end(forbidden(refused))
 
-    # -- occupancy (viewer counts) ------------------------------------------------------
+    # -- occupancy (viewer counts) and presence (who is here) ---------------------------
 
     def _occupancy_changed(self, name: str) -> None:
-        if occupancy_callback(name) is not None:
+        if is_watched(name):
             self.occupancy_dirty.add(name)
 
-    async def _announce_occupancy(self) -> None:
-        """Once a second, announce the channels whose stream count changed, across processes.
+    def _local_state(self, name: str) -> dict:
+        subs = self.by_channel.get(name, ())
+        state = {"t": time.time(), "n": len(subs)}
+        if presence_callback(name) is not None:
+            state["u"] = sorted({s.user_id for s in subs})
+        return state
 
-        Each process keeps its own count in a Redis hash per channel (one field per process,
-        with the time it was written, so a dead process's count fades out). A one-second lock
+    async def _announce_occupancy(self) -> None:
+        """Once a second, announce the channels whose streams changed, across processes.
+
+        Each process keeps its own state in a Redis hash per channel (one field per process,
+        with the time it was written, so a dead process's share fades out). A one-second lock
         per channel lets one process announce the total per second, however many join.
         """
         while True:
@@ -335,42 +343,52 @@ class Hub:
             dirty, self.occupancy_dirty = self.occupancy_dirty, set()
             for name in dirty:
                 try:
-                    total = await self._occupancy_total(name)
+                    shared = await self._shared_state(name)
                 except Exception:
                     logger.warning("Could not count the streams of %s.", name)
-                    total = None
-                if total is None:  # another process announces this second; try again next
+                    shared = None
+                if shared is None:  # another process announces this second; try again next
                     self.occupancy_dirty.add(name)
                     continue
-                kind_pk = int(name.rpartition("-")[2])
-                callback = occupancy_callback(name)
-                try:
-                    await run_db(callback, kind_pk, total)
-                except Exception:
-                    logger.exception("Occupancy callback for %s failed.", name)
+                count, users = shared
+                pk = int(name.rpartition("-")[2])
+                for callback, value in ((occupancy_callback(name), count), (presence_callback(name), users)):
+                    if callback is None:
+                        continue
+                    try:
+                        await run_db(callback, pk, value)
+                    except Exception:
+                        logger.exception("Occupancy callback for %s failed.", name)
 
-    async def _occupancy_total(self, name: str) -> int | None:
-        local = len(self.by_channel.get(name, ()))
+    async def _shared_state(self, name: str) -> tuple[int, set[int]] | None:
+        local = self._local_state(name)
         if not (self.redis_up and self.redis is not None):
-            return local
+            return local["n"], set(local.get("u", ()))
         key = redis_key(f"occupancy:{name}")
-        now = time.time()
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, self.worker_id, f"{local}:{now}")
+            pipe.hset(key, self.worker_id, json.dumps(local))
             pipe.expire(key, 120)
             pipe.set(redis_key(f"occupancy-lock:{name}"), self.worker_id, nx=True, px=950)
             pipe.hgetall(key)
             _, _, locked, fields = await pipe.execute()
         if not locked:
             return None
-        total = 0
-        for value in fields.values():
-            count, _, written = value.decode().partition(":")
-            if now - float(written) < 60:
-                total += int(count)
-        return total
+        return merge_occupancy(fields.values())
 
     # -- background tasks ---------------------------------------------------------------
+
+    async def _sweep_ephemeral(self) -> None:
+        """Expire short-lived sets (who is typing) and announce the change."""
+        from lms.realtime import ephemeral
+
+        while True:
+            await asyncio.sleep(0.5)
+            if not ephemeral._kinds:
+                continue
+            try:
+                await run_db(ephemeral.sweep)
+            except Exception:
+                logger.warning("Could not sweep expired typing signals.", exc_info=True)
 
     async def _tick(self) -> None:
         """Keep every stream alive (proxies drop silent connections) and refresh stream counts."""
@@ -382,13 +400,13 @@ class Hub:
                     subscriber.push(KEEPALIVE)
             # Refresh this process's counts in Redis before they fade (no announcement).
             if self.redis_up and self.redis is not None:
-                watched = [c for c in self.by_channel if occupancy_callback(c) is not None]
+                watched = [c for c in self.by_channel if is_watched(c)]
                 if watched:
                     try:
                         async with self.redis.pipeline(transaction=False) as pipe:
                             for name in watched:
-                                local = f"{len(self.by_channel[name])}:{time.time()}"
-                                pipe.hset(redis_key(f"occupancy:{name}"), self.worker_id, local)
+                                state = json.dumps(self._local_state(name))
+                                pipe.hset(redis_key(f"occupancy:{name}"), self.worker_id, state)
                             await pipe.execute()
                     except Exception:
                         logger.warning("Could not refresh stream counts in Redis.")
@@ -488,6 +506,20 @@ class Hub:
             await awaitable
         except Exception:
             pass
+
+
+def merge_occupancy(values) -> tuple[int, set[int]]:
+    """Total streams and the users among them, from each process's share (fresh ones only)."""
+    now, total, users = time.time(), 0, set()
+    for value in values:
+        try:
+            state = json.loads(value)
+        except ValueError:
+            continue
+        if now - state["t"] < 60:
+            total += state["n"]
+            users.update(state.get("u", ()))
+    return total, users
 
 
 def forbidden(channels: list[str]) -> dict:

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from lms.accounts.models import User
 from lms.livestream.models import Stream
@@ -147,7 +148,7 @@ def do_post_unanswered_summary(stream: Stream, *, author: User) -> None:
         room = do_create_room(stream.course, creator=author, name="General")
     lines = [_("Unanswered questions from the livestream “%(title)s”:") % {"title": stream.title}]
     for question in open_questions[:50]:
-        votes = _("%(count)s votes") % {"count": question.votes_count} if question.votes_count != 1 else _("1 vote")
+        votes = ngettext("%(count)s vote", "%(count)s votes", question.votes_count) % {"count": question.votes_count}
         lines.append(f"• {question.text} ({votes})")
     if len(open_questions) > 50:
         lines.append(_("…and %(count)s more.") % {"count": len(open_questions) - 50})
@@ -187,7 +188,10 @@ def do_create_poll(stream: Stream, *, creator: User, question: str, options: lis
 @transaction.atomic
 def do_vote_poll(poll: Poll, *, user: User, option: PollOption) -> None:
     """One vote per member; voting again moves it, until the poll closes (checked here)."""
-    poll = Poll.objects.select_for_update().get(pk=poll.pk)
+    # Lock with a write, not SELECT FOR UPDATE: SQLite then waits for its write lock instead of
+    # failing with "database is locked" when another vote holds it.
+    Poll.objects.filter(pk=poll.pk).update(state=F("state"))
+    poll = Poll.objects.get(pk=poll.pk)
     if not poll.is_open:
         raise PollClosed
     PollVote.objects.update_or_create(poll=poll, user=user, defaults={"option": option})

@@ -19,6 +19,8 @@ class User(AbstractUser):
     )
     # Off: others don't see when this person has read, and they see no receipts either.
     send_read_receipts = models.BooleanField(_("send read receipts"), default=True)
+    # The secret in the user's calendar feed URL (calendar apps send no cookie); empty: revoked.
+    calendar_token = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

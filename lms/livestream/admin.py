@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from lms.livestream.models import Stream, StreamViewer
+from lms.livestream.models import Recording, Stream, StreamViewer, ViewerSample
 
 
 @admin.register(Stream)
@@ -16,3 +16,15 @@ class StreamViewerAdmin(admin.ModelAdmin):
     list_display = ("stream", "user", "first_seen")
     list_filter = ("stream__course",)
     raw_id_fields = ("stream", "user")
+
+
+@admin.register(Recording)
+class RecordingAdmin(admin.ModelAdmin):
+    list_display = ("stream", "file", "url", "added_by", "added")
+    raw_id_fields = ("stream", "added_by")
+
+
+@admin.register(ViewerSample)
+class ViewerSampleAdmin(admin.ModelAdmin):
+    list_display = ("stream", "minute", "viewers")
+    raw_id_fields = ("stream",)

@@ -98,3 +98,44 @@ class StreamViewer(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["stream", "user"], name="one_viewer_row_per_person")]
+
+
+def recording_upload_to(instance, filename: str) -> str:
+    return f"recordings/{instance.stream_id}/{filename}"
+
+
+class Recording(models.Model):
+    """A past stream's recording: an uploaded file (through the storage API, so a deployer can
+    switch to S3-compatible storage) or a link (http/https only)."""
+
+    stream = models.OneToOneField(Stream, on_delete=models.CASCADE, related_name="recording")
+    file = models.FileField(_("video file"), upload_to=recording_upload_to, blank=True)
+    url = models.URLField(_("video link"), blank=True, max_length=1000)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    added = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(file="") & ~Q(url="")) | (~Q(file="") & Q(url="")), name="recording_is_a_file_or_a_link"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Recording of {self.stream}"
+
+    @property
+    def source(self) -> str:
+        return self.file.url if self.file else self.url
+
+
+class ViewerSample(models.Model):
+    """Viewers now, one point per minute while a stream is live (the last count of that minute)."""
+
+    stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="viewer_samples")
+    minute = models.DateTimeField()
+    viewers = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["minute"]
+        constraints = [models.UniqueConstraint(fields=["stream", "minute"], name="one_sample_per_minute")]

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from lms.chat.actions import do_post_message
 from lms.livestream.actions import do_create_stream, do_end_stream, do_note_viewer, do_start_stream
-from lms.livestream.models import Stream
+from lms.livestream.models import Recording, Stream, ViewerSample
 
 STREAMS = [
     # title, starts in (hours), state
@@ -37,3 +37,13 @@ def create(sample) -> None:
                 do_note_viewer(stream, user=sample.people[username])
         if state == Stream.State.ENDED:
             do_end_stream(stream, actor=host)
+            Stream.objects.filter(pk=stream.pk).update(started_at=starts, ended_at=starts + timedelta(hours=1))
+            stream.refresh_from_db()
+            # A coarse audience curve and a recording link, for the past stream's pages.
+            for minute, viewers in enumerate([2, 5, 9, 12, 12, 11, 8, 4]):
+                ViewerSample.objects.create(
+                    stream=stream, minute=stream.started_at.replace(second=0, microsecond=0) + timedelta(minutes=minute),
+                    viewers=viewers,
+                )
+            Stream.objects.filter(pk=stream.pk).update(peak_viewers=12)
+            Recording.objects.create(stream=stream, url="https://archive.org/download/lab-safety/lab-safety.mp4", added_by=host)

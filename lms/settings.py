@@ -177,6 +177,9 @@ REALTIME_POLL_SECONDS = float(os.environ.get("REALTIME_POLL_SECONDS", "0"))
 # Pushpin (GRIP) in front of the app, for audiences past what Python workers should hold.
 GRIP_URL = os.environ.get("GRIP_URL", "")
 
+# Recordings uploaded through the app (files go through the storage API: see STORAGES).
+RECORDING_MAX_BYTES = int(os.environ.get("RECORDING_MAX_BYTES", str(2 * 1024**3)))
+
 # Flooding: at most this many messages per member per room in this many seconds.
 CHAT_FLOOD_LIMIT = int(os.environ.get("CHAT_FLOOD_LIMIT", "10"))
 CHAT_FLOOD_WINDOW = float(os.environ.get("CHAT_FLOOD_WINDOW", "10"))
@@ -197,7 +200,7 @@ SECURE_CSP = {
     "img-src": [CSP.SELF, "data:"],
     "connect-src": [CSP.SELF],
     "frame-src": [_jitsi],
-    "media-src": [CSP.SELF],
+    "media-src": [CSP.SELF, "https:"],
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
     "form-action": [CSP.SELF],

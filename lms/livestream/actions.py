@@ -6,7 +6,7 @@ from django.utils import timezone
 from lms.accounts.models import User
 from lms.chat.models import Room
 from lms.courses.models import Course
-from lms.livestream.models import Stream, StreamViewer
+from lms.livestream.models import Recording, Stream, StreamViewer, ViewerSample
 from lms.realtime import channel, publish_fragment_on_commit, publish_on_commit
 
 
@@ -93,9 +93,30 @@ def do_record_viewer_count(stream_id: int, count: int) -> None:
     Keeps the peak (a write only when it rises) and pushes the count to viewers and the panel.
     """
     Stream.objects.filter(pk=stream_id, peak_viewers__lt=count).update(peak_viewers=count)
+    if Stream.objects.filter(pk=stream_id, state=Stream.State.LIVE).exists():
+        # One point per minute for the viewers chart: the last count announced in that minute.
+        minute = timezone.now().replace(second=0, microsecond=0)
+        ViewerSample.objects.update_or_create(stream_id=stream_id, minute=minute, defaults={"viewers": count})
     peak = Stream.objects.filter(pk=stream_id).values_list("peak_viewers", flat=True).first()
     if peak is None:
         return
     context = {"viewers": count, "peak": peak, "oob": True}
     for name in (channel("stream", stream_id), channel("stream_manage", stream_id)):
         publish_fragment_on_commit(name, "viewers_changed", "livestream/detail.html#viewer-count", context, stored=False)
+
+
+@transaction.atomic
+def do_attach_recording(stream: Stream, *, actor: User, file=None, url: str = "", page_url: str = "") -> Recording:
+    """Attach (or replace) a past stream's recording and tell the course: its pages update live,
+    and a message in the course room mentions @all, which notifies every member."""
+    from lms.chat.actions import do_create_room, do_post_message
+
+    Recording.objects.filter(stream=stream).delete()
+    recording = Recording.objects.create(stream=stream, file=file or "", url="" if file else url, added_by=actor)
+    _announce_change(stream)
+    room = Room.objects.filter(course=stream.course, kind=Room.Kind.COURSE).order_by("pk").first()
+    if room is None:
+        room = do_create_room(stream.course, creator=actor, name="General")
+    text = f"@all The recording of **{stream.title}** is up"
+    do_post_message(room, author=actor, body=f"{text}: {page_url}" if page_url else f"{text}.")
+    return recording

@@ -38,6 +38,7 @@ def create(sample) -> None:
         if state == Stream.State.ENDED:
             do_end_stream(stream, actor=host)
             Stream.objects.filter(pk=stream.pk).update(started_at=starts, ended_at=starts + timedelta(hours=1))
+            stream.chat_room.messages.update(created=starts + timedelta(minutes=4))
             stream.refresh_from_db()
             # A coarse audience curve and a recording link, for the past stream's pages.
             for minute, viewers in enumerate([2, 5, 9, 12, 12, 11, 8, 4]):

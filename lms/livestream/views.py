@@ -18,13 +18,15 @@ from lms.livestream.access import (
 )
 from lms.livestream.actions import (
     StreamStateError,
+    do_attach_recording,
     do_create_stream,
     do_end_stream,
     do_note_viewer,
     do_start_stream,
     do_update_stream,
 )
-from lms.livestream.forms import StreamForm
+from lms.livestream.forms import RecordingForm, StreamForm
+from lms.livestream.transcript import chapters, timeline, to_csv, to_markdown, viewers_chart
 from lms.livestream.jitsi import meeting_for
 from lms.livestream.models import Stream
 from lms.qa.views import qa_context
@@ -120,6 +122,8 @@ def _viewers(stream: Stream) -> dict:
 def _panel_context(stream: Stream) -> dict:
     return {
         "stream": stream,
+        "chart": viewers_chart(stream),
+        "recording_form": RecordingForm(),
         "unique_viewers": stream.viewers.count(),
         "message_count": stream.chat_room.messages.filter(deleted__isnull=True).count() if stream.chat_room_id else 0,
     }
@@ -171,3 +175,85 @@ def stream_end(request, stream_id: int):
     except StreamStateError as error:
         messages.error(request, _(str(error)))
     return _after_state_change(request, stream)
+
+
+def _recording_or_404(stream: Stream):
+    from django.http import Http404
+
+    recording = getattr(stream, "recording", None)
+    if recording is None:
+        raise Http404
+    return recording
+
+
+@require_POST
+@login_required
+def recording_attach(request, stream_id: int):
+    stream = access_stream_to_manage(request.user, stream_id)
+    if not stream.is_ended:
+        messages.error(request, _("Attach a recording once the stream has ended."))
+        return redirect("livestream:manage", stream_id=stream.pk)
+    form = RecordingForm(request.POST, request.FILES)
+    if not form.is_valid():
+        context = {"stream_url": None, **_panel_context(stream), **_viewers(stream), "recording_form": form}
+        context.update(qa_context(request, stream))
+        return render(request, "livestream/manage.html", context, status=400)
+    page_url = request.build_absolute_uri(reverse("livestream:recording", args=[stream.pk]))
+    do_attach_recording(stream, actor=request.user, file=form.cleaned_data["file"], url=form.cleaned_data["url"], page_url=page_url)
+    messages.success(request, _("The recording is attached, and the course has been told."))
+    return redirect("livestream:manage", stream_id=stream.pk)
+
+
+@require_GET
+@login_required
+def recording_page(request, stream_id: int):
+    stream = access_stream(request.user, stream_id)
+    recording = _recording_or_404(stream)
+    source = reverse("livestream:recording_file", args=[stream.pk]) if recording.file else recording.url
+    context = {
+        "stream": stream,
+        "recording": recording,
+        "source": source,
+        "items": timeline(stream),
+        "chapters": chapters(stream),
+        "chart": viewers_chart(stream),
+        "can_manage": can_manage_stream(request.user, stream.pk),
+    }
+    return render(request, "livestream/recording.html", context)
+
+
+@require_GET
+@login_required
+def recording_file(request, stream_id: int):
+    """An uploaded recording, for course members only (never a public media URL)."""
+    from django.http import FileResponse
+
+    stream = access_stream(request.user, stream_id)
+    recording = _recording_or_404(stream)
+    if not recording.file:
+        raise PermissionDenied
+    return FileResponse(recording.file.open("rb"), content_type=_video_type(recording.file.name))
+
+
+def _video_type(name: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(name)[0] or "video/mp4"
+
+
+@require_GET
+@login_required
+def transcript_export(request, stream_id: int, fmt: str):
+    """The chat and Q&A with their times, for instructors: CSV or Markdown. Anonymous askers
+    stay anonymous unless `?names=1`."""
+    from django.http import HttpResponse
+
+    stream = access_stream_to_manage(request.user, stream_id)
+    items = timeline(stream, names=request.GET.get("names") == "1")
+    slug = f"stream-{stream.pk}-transcript"
+    if fmt == "csv":
+        response = HttpResponse(to_csv(stream, items), content_type="text/csv; charset=utf-8")
+    else:
+        response = HttpResponse(to_markdown(stream, items), content_type="text/markdown; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{slug}.{fmt}"'
+    return response

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from lms import views
+from lms.accounts import views as accounts_views
 from lms.realtime import views as realtime_views
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("chat/", include("lms.chat.urls")),
+    path("accounts/profile/", accounts_views.profile, name="profile"),
+    path("livestream/calendar/<str:token>.ics", accounts_views.calendar_feed, name="calendar_feed"),
     path("livestream/", include("lms.livestream.urls")),
     path("qa/", include("lms.qa.urls")),
     path("admin/", admin.site.urls),

@@ -1,5 +1,6 @@
 """Every write that concerns people themselves."""
 
+import secrets
 import uuid
 
 from django.db import transaction
@@ -7,6 +8,27 @@ from django.utils import timezone
 
 from lms.accounts.models import User
 from lms.realtime import channel, present_users, publish_fragment_on_commit
+
+
+def do_update_profile(user: User, *, display_name: str, time_zone: str, send_read_receipts: bool) -> None:
+    """Save what people choose about themselves (the profile page)."""
+    user.display_name = display_name
+    user.timezone = time_zone
+    user.send_read_receipts = send_read_receipts
+    user.save(update_fields=["display_name", "timezone", "send_read_receipts"])
+
+
+def do_regenerate_calendar_token(user: User) -> str:
+    """A new secret for the user's calendar feed URL (256 random bits); the old URL stops working."""
+    user.calendar_token = secrets.token_urlsafe(32)
+    user.save(update_fields=["calendar_token"])
+    return user.calendar_token
+
+
+def do_revoke_calendar_token(user: User) -> None:
+    """Turn the user's calendar feed off: no URL works until a new one is made."""
+    user.calendar_token = ""
+    user.save(update_fields=["calendar_token"])
 
 
 @transaction.atomic

@@ -54,7 +54,7 @@ def _event(stream: Stream, request, *, host: str, stamp: datetime) -> Event:
     recording = _recording(stream)
     if recording is not None:
         recording_page = _recording_page(stream, request)
-        pass
+        url = recording_page or url
         lines.append(f"Recording: {recording_page or request.build_absolute_uri(recording.source)}")
     return Event.new(
         uid=f"stream-{stream.pk}@{host}",

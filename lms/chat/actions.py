@@ -230,6 +230,9 @@ def announce_room_presence(room_id: int, user_ids: set[int]) -> None:
     """Who has the room open now, pushed at most once a second (by lms.realtime)."""
     from django.contrib.auth import get_user_model
 
+    if Room.objects.filter(pk=room_id, kind=Room.Kind.STREAM).exists():
+        return  # a stream page shows its viewer count instead of a list of everyone
+
     people = sorted(get_user_model().objects.filter(pk__in=user_ids), key=lambda p: p.name.casefold())
     publish_fragment_on_commit(
         room_channel(room_id), "presence_changed", "chat/room.html#presence", {"present": people, "oob": True},

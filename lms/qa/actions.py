@@ -15,21 +15,22 @@ from django.utils.translation import ngettext
 from lms.accounts.models import User
 from lms.livestream.models import Stream
 from lms.qa.models import Poll, PollOption, PollVote, Question, Vote
-from lms.realtime import channel, publish_fragment_on_commit
+from lms.realtime import channel, publish_snapshot_on_commit
 
 
 def announce_questions(stream: Stream) -> None:
     """Push the re-ranked list to viewers and to the control panel, rendered once each."""
-    def push() -> None:
+
+    def build():
         questions = list(Question.objects.filter(stream=stream).visible().ranked())
         context = {"stream": stream, "questions": questions}
-        publish_fragment_on_commit(channel("stream", stream.pk), "questions_changed", "qa/panel.html#question-list", context)
-        publish_fragment_on_commit(
-            channel("stream_manage", stream.pk), "questions_changed", "qa/panel.html#question-queue", context
-        )
+        return [
+            (channel("stream", stream.pk), "questions_changed", "qa/panel.html#question-list", context),
+            (channel("stream_manage", stream.pk), "questions_changed", "qa/panel.html#question-queue", context),
+        ]
 
-    # Ranked as committed, so the pushed order is the stored one.
-    transaction.on_commit(push)
+    # Two votes at once: the list pushed last is ranked with both.
+    publish_snapshot_on_commit(Stream.objects.filter(pk=stream.pk), build)
 
 
 def _recount(question: Question) -> None:
@@ -160,7 +161,7 @@ def do_post_unanswered_summary(stream: Stream, *, author: User) -> None:
 
 
 def announce_poll(poll: Poll, *, created: bool = False) -> None:
-    def push() -> None:
+    def build():
         fresh = Poll.objects.get(pk=poll.pk)
         counts = dict(PollVote.objects.filter(poll=fresh).values_list("option").annotate(n=Count("pk")))
         total = sum(counts.values())
@@ -170,10 +171,13 @@ def announce_poll(poll: Poll, *, created: bool = False) -> None:
         ]
         context = {"poll": fresh, "options": options, "total": total, "oob": not created}
         event = "poll_created" if created else "poll_changed"
-        for name in (channel("stream", fresh.stream_id), channel("stream_manage", fresh.stream_id)):
-            publish_fragment_on_commit(name, event, "qa/panel.html#poll", context)
+        return [
+            (name, event, "qa/panel.html#poll", context)
+            for name in (channel("stream", fresh.stream_id), channel("stream_manage", fresh.stream_id))
+        ]
 
-    transaction.on_commit(push)
+    # Two votes at once: the results pushed last count both.
+    publish_snapshot_on_commit(Poll.objects.filter(pk=poll.pk), build)
 
 
 @transaction.atomic

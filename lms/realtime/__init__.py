@@ -28,6 +28,7 @@ __all__ = [
     "publish",
     "publish_fragment_on_commit",
     "publish_on_commit",
+    "publish_snapshot_on_commit",
     "recheck_user_streams_on_commit",
     "register_channel",
 ]
@@ -137,6 +138,24 @@ def _occupancy_states(names: list[str]) -> dict[str, tuple[int, set[int]]]:
         subs = list(hub.by_channel.get(name, ())) if hub is not None else []
         out[name] = (len(subs), {s.user_id for s in subs})
     return out
+
+
+def publish_snapshot_on_commit(lock, build) -> None:
+    """For fragments that show a current state (a ranked list, poll results) after commit.
+
+    Reading the state, rendering it and storing the event happen under a lock on `lock` (a
+    queryset), so concurrent changes store their snapshots in the order they read them: the
+    last event a page applies shows the latest state. `build()` returns a list of
+    (channel, event, template, context).
+    """
+
+    def send() -> None:
+        with transaction.atomic():
+            list(lock.select_for_update())
+            for channel_name, event, template, context in build():
+                publish(channel_name, event, render_to_string(template, context).strip())
+
+    transaction.on_commit(send, robust=True)
 
 
 def recheck_user_streams_on_commit(user_id: int) -> None:

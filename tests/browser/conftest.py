@@ -61,6 +61,34 @@ def new_page(browser):
     yield make
     for context in contexts:
         context.close()
+    settle_database()
+
+
+def settle_database(quiet_for: float = 1.5, limit: float = 15.0) -> None:
+    """Wait until the app servers' last reactions to the closed pages (presence, once a second)
+    are done, so that the database flush after the test does not race them (PostgreSQL detects
+    a deadlock between TRUNCATE and those reads)."""
+    import time
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND state <> 'idle'"
+    )
+    deadline, quiet_since = time.monotonic() + limit, time.monotonic()
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(query)
+            busy = cursor.fetchone()[0]
+        now = time.monotonic()
+        if busy:
+            quiet_since = now
+        elif now - quiet_since >= quiet_for:
+            return
+        time.sleep(0.1)
 
 
 def log_in(page, server, username, password="pw-for-tests"):

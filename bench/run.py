@@ -1,0 +1,754 @@
+"""The real-time benchmark: the app against a bare ASGI yardstick, in one run (bench/README.md).
+
+    make bench                 # the full run (about 25 minutes on 2 cores)
+    make bench ARGS=--quick    # under 2 minutes, N up to 1,000
+
+Starts everything it needs on 127.0.0.1 (a throwaway PostgreSQL database, the app under
+gunicorn with 2 uvicorn workers as the Procfile runs it, the yardstick the same way, client
+processes), measures, prints a table, writes bench/results/<date>.json and .png, and stops
+everything it started, also on Ctrl+C or an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import floors, procs, stats  # noqa: E402
+from bench.client import Poster  # noqa: E402
+from bench.harness import Clients, PgSampler, Server, log  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+LOOPBACK = {"127.0.0.1", "localhost"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="make bench ARGS=...", description="Benchmark the real-time path against a bare ASGI yardstick."
+    )
+    parser.add_argument("--quick", action="store_true", help="everyday mode: under 2 minutes, N up to 1,000")
+    parser.add_argument("--reps", type=int, help="repetitions per figure (default 3; quick 1)")
+    parser.add_argument("--ladder", type=int, nargs=2, metavar=("STEP", "MAX"),
+                        help="figure 1: streams added STEP at a time up to MAX (default 500 10000)")
+    parser.add_argument("--ladder-keepalive", type=float, default=1.0,
+                        help="figure 1: the servers' keep-alive interval, seconds (default 1)")
+    parser.add_argument("--settle", type=float,
+                        help="seconds to wait after opening or closing streams before measuring (default 2; quick 1)")
+    parser.add_argument("--step-limit", type=float, default=120.0,
+                        help="figure 1: stop the ladder after a step whose streams took longer than this to open")
+    parser.add_argument("--max-rss-gb", type=float,
+                        default=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 * 0.3, 1),
+                        help="figure 1: stop the ladder when a server's workers hold more memory (default 30%% of RAM)")
+    parser.add_argument("--ladder-budget", type=float, default=420.0,
+                        help="figure 1: seconds a ladder may take per server before it stops (default 420)")
+    parser.add_argument("--fanout-n", type=int, nargs="+", help="figure 2: stream counts (default 100 1000 5000)")
+    parser.add_argument("--fanout-seconds", type=float,
+                        help="figure 2: seconds of one post per second, per repetition (default 20: 3 x 20 = 60 posts)")
+    parser.add_argument("--throughput-n", type=int, nargs="+", help="figure 3: stream counts (default 100 1000)")
+    parser.add_argument("--rates", type=float, nargs="+", help="figure 3: posts per second, stepped up (5 ... 400)")
+    parser.add_argument("--step-seconds", type=float, help="figure 3: seconds per rate step (default 5)")
+    parser.add_argument("--hold-seconds", type=float, help="figure 3: seconds the best rate is held (default 60)")
+    parser.add_argument("--db-seconds", type=float, help="figure 4: seconds of sampling per case (default 30)")
+    parser.add_argument("--clients", type=int, help="client processes for the streams (default 4; quick 2)")
+    parser.add_argument("--only", type=int, nargs="+", choices=[1, 2, 3, 4, 5], help="run only these figures")
+    parser.add_argument("--servers", nargs="+", choices=["app", "yardstick"], default=["app", "yardstick"],
+                        help=argparse.SUPPRESS)  # for working on the bench itself
+    parser.add_argument("--profile", action="store_true",
+                        help="record the app's workers with py-spy during the largest fan-out run")
+    parser.add_argument("--keep-results", type=int, default=0, metavar="N",
+                        help="keep the N newest earlier result sets of the same mode in bench/results")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    defaults = {
+        "reps": 1 if quick else 3,
+        "ladder": [500, 1000] if quick else [500, 10000],
+        "fanout_n": [100, 1000] if quick else [100, 1000, 5000],
+        "fanout_seconds": 5 if quick else 20,
+        "throughput_n": [100, 1000],
+        "rates": [5, 20, 100, 400] if quick else [5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400],
+        "step_seconds": 2 if quick else 5,
+        "hold_seconds": 4 if quick else 60,
+        "db_seconds": 3 if quick else 30,
+        "clients": 2 if quick else 4,
+        "settle": 1.0 if quick else 2.0,
+    }
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.figures = set(args.only or [1, 2, 3, 4, 5])
+    return args
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.pid = os.getpid()
+        self.started = datetime.now()
+        self.stamp = self.started.strftime("%Y-%m-%d-%H%M%S") + ("-quick" if args.quick else "")
+        self.work = RESULTS / f".run-{self.pid}.tmp"
+        self.prefix = f"bench-{self.pid}"
+        self.dbname = f"lms_bench_{self.pid}"
+        base_db = urlsplit(os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+        base_redis = urlsplit(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+        for url in (base_db, base_redis):
+            if url.hostname not in LOOPBACK:
+                raise SystemExit(f"The bench only runs against 127.0.0.1; got {url.geturl()}")
+        self.pg = {"host": "127.0.0.1", "port": base_db.port or 5432, "user": base_db.username or "postgres",
+                   "password": base_db.password or ""}
+        auth = self.pg["user"] + (f":{self.pg['password']}" if self.pg["password"] else "")
+        self.admin_dsn = f"postgres://{auth}@127.0.0.1:{self.pg['port']}/{base_db.path.lstrip('/') or 'postgres'}"
+        self.database_url = f"postgres://{auth}@127.0.0.1:{self.pg['port']}/{self.dbname}"
+        self.redis_host, self.redis_port = "127.0.0.1", base_redis.port or 6379
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}{base_redis.path or '/0'}"
+        self.csrf = secrets.token_hex(16)  # 32 characters: the form of an unmasked CSRF secret
+        self.db_created = False
+        self.clients: Clients | None = None
+        self.servers: list[Server] = []
+        self.sampler: PgSampler | None = None
+        self.results: dict = {"figures": {}, "cpu": [], "flags": []}
+        self.run_id = 0
+        self.profile_files: list[str] = []
+
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("REALTIME_", "CHAT_", "YARDSTICK_"))}
+        for key in ("DATABASE_URL", "REDIS_URL", "DEBUG", "GRIP_URL", "PORT", "WEB_CONCURRENCY"):
+            clean.pop(key, None)
+        self.app_env = {
+            **clean,
+            "DJANGO_SETTINGS_MODULE": "lms.settings",
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "DEBUG": "",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SECURE_SSL_REDIRECT": "0",
+            "REALTIME_REDIS_PREFIX": self.prefix,
+            "REALTIME_MAX_STREAMS_PER_USER": "100000",
+            "CHAT_FLOOD_LIMIT": "1000000",
+            "CHAT_FLOOD_WINDOW": "10",
+            "PYTHONPATH": str(ROOT),
+        }
+        self.yardstick_env = {
+            **clean,
+            "REDIS_URL": self.redis_url,
+            "YARDSTICK_REDIS_CHANNEL": f"{self.prefix}:yardstick",
+            "PYTHONPATH": str(ROOT),
+        }
+
+    # -- setup and teardown ---------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        procs.raise_fd_limit(20000)
+        import psycopg
+
+        log(f"Creating database {self.dbname}")
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.dbname}"')
+        self.db_created = True
+        env = {**self.app_env}
+        self._django(["manage.py", "migrate", "--noinput", "-v", "0"], env)
+        readers = max([self.args.ladder[1], *self.args.fanout_n, *self.args.throughput_n, 1000])
+        log(f"Seeding {readers} readers with sessions")
+        self.seed = json.loads(self._django(["bench/seed.py", str(readers)], env))
+        self.yardstick_env["YARDSTICK_FRAGMENT"] = self.seed["fragment"]
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE bench_insert (id bigserial PRIMARY KEY, body text NOT NULL, created timestamptz NOT NULL)"
+            )
+
+    def _django(self, argv: list[str], env: dict) -> str:
+        done = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    def teardown(self) -> None:
+        if self.clients is not None:
+            self.clients.stop()
+        for server in self.servers:
+            server.stop()
+        procs.stop_all()
+        if self.db_created:
+            try:
+                import psycopg
+
+                with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+                log(f"Dropped database {self.dbname}")
+            except Exception as error:
+                log(f"Could not drop database {self.dbname}: {error}")
+        try:
+            import redis
+
+            client = redis.Redis(host=self.redis_host, port=self.redis_port, socket_timeout=5)
+            keys = list(client.scan_iter(match=f"{self.prefix}:*", count=1000))[:1_000_000]
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start:start + 1000])
+            client.close()
+        except Exception as error:
+            log(f"Could not clean Redis keys {self.prefix}:*: {error}")
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def start_server(self, kind: str, keepalive: float) -> Server:
+        server = await Server(self, kind, keepalive).start()
+        self.servers.append(server)
+        return server
+
+    def stop_server(self, server: Server) -> None:
+        server.stop()
+        self.servers.remove(server)
+
+    def meter(self, server: Server) -> procs.CpuMeter:
+        pids = {f"worker{i + 1}": pid for i, pid in enumerate(server.workers)}
+        pids.update({f"client{i + 1}": pid for i, pid in enumerate(self.clients.pids)})
+        pids["bench"] = os.getpid()
+        for i, pid in enumerate(procs.pids_named("redis-server")):
+            pids[f"redis{i + 1 if i else ''}"] = pid
+        pids["postgres"] = procs.postgres_cpu_seconds
+        pids["machine"] = procs.system_busy_seconds
+        return procs.CpuMeter(pids)
+
+    def record_cpu(self, phase: str, cpu: dict) -> dict:
+        client_cores = round(sum(v for k, v in cpu.items() if k.startswith("client") or k == "bench"), 3)
+        ours = sum(v for k, v in cpu.items() if k != "machine")
+        others = round(max(cpu.get("machine", 0) - ours, 0), 3)
+        entry = {"phase": phase, "cores": cpu, "client_cores": client_cores, "other_cores": others,
+                 "client_over_half_core": client_cores > 0.5}
+        self.results["cpu"].append(entry)
+        if client_cores > 0.5:
+            self.results["flags"].append(f"{phase}: the client used {client_cores:.2f} cores (over half a core)")
+        if others > 0.5:
+            self.results["flags"].append(f"{phase}: other processes on the machine used {others:.2f} cores")
+        return entry
+
+    async def hold_streams(self, server: Server, held: dict, target: int, balance: bool = True,
+                           deadline: float = 240) -> dict:
+        """Open streams until `target` are held on `server`, spread evenly over its workers."""
+        failures: Counter = Counter()
+        if target > len(held):
+            opened, failed = await self.clients.open(server, target - len(held), deadline=deadline)
+            held.update(opened)
+            failures.update(failed)
+        worker_of = self.map_workers(server, held)
+        for _ in range(10 if balance else 0):
+            counts = Counter(worker_of.values())
+            heavy, light = (max(server.workers, key=lambda w: counts[w]), min(server.workers, key=lambda w: counts[w]))
+            diff = counts[heavy] - counts[light]
+            if diff <= max(2, len(held) // 100):
+                break
+            victims = [idx for idx, w in worker_of.items() if w == heavy][: diff // 2]
+            await self.clients.close(victims)
+            for idx in victims:
+                held.pop(idx, None)
+            opened, failed = await self.clients.open(server, len(victims), deadline=deadline)
+            held.update(opened)
+            failures.update(failed)
+            worker_of = self.map_workers(server, held)
+        counts = Counter(worker_of.values())
+        return {
+            "worker_of": worker_of,
+            "split": [counts.get(w, 0) for w in server.workers],
+            "unmapped": len(held) - len(worker_of),
+            "open_failures": sum(failures.values()),
+            "failure_kinds": dict(failures),
+        }
+
+    async def quiesce(self, limit: float = 30.0) -> float:
+        """Wait until the streams receive next to nothing (after joins, the app pushes who is
+        here); at least `settle` seconds, at most `limit`. Returns the seconds waited."""
+        started = time.monotonic()
+        await asyncio.sleep(self.args.settle)
+        status = await self.clients.status()
+        last = status["received"]
+        # Next to nothing: a keep-alive tick (a 10-byte chunk per stream) and change.
+        threshold = 20_000 + 16 * status["open"]
+        quiet = 0
+        while time.monotonic() - started < limit and quiet < 2:
+            await asyncio.sleep(0.5)
+            now = (await self.clients.status())["received"]
+            quiet = quiet + 1 if now - last < threshold else 0
+            last = now
+        waited = time.monotonic() - started
+        if waited >= limit:
+            log(f"  the streams were still receiving after {limit:g} s; measuring anyway")
+        return round(waited, 1)
+
+    @staticmethod
+    def map_workers(server: Server, held: dict) -> dict:
+        by_port = procs.worker_of_client_port(server.port, server.check_workers())
+        return {idx: by_port[port] for idx, port in held.items() if port in by_port}
+
+    async def post_run(self, server: Server, streams: int, rate: float, seconds: float, *, windows: int = 1,
+                       drain: float = 5.0, phase: str) -> dict:
+        """Post at `rate` for `seconds` through the server's POST endpoint; figures of the run."""
+        self.run_id += 1
+        run = self.run_id
+        await self.clients.reset(run)
+        meter = self.meter(server).start()
+        poster = Poster(server.port, server.post_request)
+        try:
+            posts = await poster.run(run, rate, max(1, int(round(rate * seconds))))
+        finally:
+            poster.close()
+        ok = sum(1 for p in posts if 200 <= p[4] < 300)
+        deadline = time.monotonic() + drain
+        while time.monotonic() < deadline:
+            status = await self.clients.status()
+            if status["deliveries"] >= ok * streams:
+                break
+            await asyncio.sleep(0.1)
+        cpu = self.record_cpu(phase, meter.stop())
+        result = stats.analyze_posts(posts, await self.clients.collect(), streams, windows=windows)
+        result["cpu"] = cpu
+        return result
+
+    async def warm_up(self, server: Server) -> None:
+        """A few streams and posts, so both workers have loaded what a post and a push need."""
+        held: dict = {}
+        await self.hold_streams(server, held, 8)
+        await self.post_run(server, len(held), 5, 2, phase=f"warm-up {server.name}", drain=2)
+        await self.clients.close(list(held))
+
+    # -- figure 1: connections held ---------------------------------------------------------------
+
+    async def ladder(self, server: Server, held: dict) -> None:
+        """Figure 1: idle streams added a step at a time to a fresh server; memory and keep-alive
+        lateness per step. Leaves the streams open (`held`)."""
+        step, top = self.args.ladder
+        keepalive = server.keepalive
+        log(f"Figure 1, {server.name}: idle streams {step:,} at a time up to {top:,}, "
+            f"{self.args.reps} keep-alive round(s) of {keepalive:g} s per step")
+        await asyncio.sleep(self.args.settle)
+        baseline = server.rss()
+        steps = []
+        stopped = None
+        deadline = time.monotonic() + self.args.ladder_budget
+        for target in range(step, top + 1, step):
+            if time.monotonic() > deadline:
+                log(f"  ladder stopped: out of time ({self.args.ladder_budget:g} s, --ladder-budget)")
+                stopped = "out of time"
+                break
+            if steps and steps[-1]["open_seconds"] > self.args.step_limit * 0.9:
+                log(f"  ladder stopped: the last {step:,} streams took more than {self.args.step_limit:g} s to open")
+                stopped = "a step took too long to open"
+                break
+            started = time.monotonic()
+            opening = self.meter(server).start()
+            placed = await self.hold_streams(server, held, target, deadline=self.args.step_limit)
+            open_cpu = opening.stop()
+            open_seconds = time.monotonic() - started
+            settle_seconds = await self.quiesce()
+            if self.sampler:
+                self.sampler.phase = f"ladder {server.name} {target}"
+            await self.clients.reset(0, heartbeats=True)
+            meter = self.meter(server).start()
+            await asyncio.sleep(self.args.reps * keepalive + 1.1)
+            cpu = meter.stop()
+            collected = await self.clients.collect()
+            await self.clients.reset(0, heartbeats=False)
+            if self.sampler:
+                self.sampler.phase = "between"
+            beat = stats.heartbeat_lag(collected["hb_idx"], collected["hb_ns"], placed["worker_of"], keepalive)
+            rss = server.rss()
+            entry = {
+                "n": len(held),
+                "split": placed["split"],
+                "open_failures": placed["open_failures"],
+                "open_seconds": round(open_seconds, 2),
+                "settle_seconds": settle_seconds,
+                "open_cores": {k: v for k, v in open_cpu.items() if k.startswith("worker") or k == "postgres"},
+                "rss_kb": {str(pid): kb for pid, kb in rss.items()},
+                "streams_per_worker": {str(pid): c for pid, c in zip(server.workers, placed["split"])},
+                "heartbeat": beat,
+                "idle_cores": {k: v for k, v in cpu.items() if k.startswith("worker") or k in ("postgres", "redis")},
+                "worker_cpu": round(sum(v for k, v in cpu.items() if k.startswith("worker")), 3),
+                "client_cpu": round(sum(v for k, v in cpu.items() if k.startswith("client") or k == "bench"), 3),
+                "other_cores": round(max(cpu.get("machine", 0) - sum(v for k, v in cpu.items() if k != "machine"), 0), 3),
+                "received_mb": round(collected["received"] / 1e6, 2),
+                "dropped": collected["dropped"],
+            }
+            steps.append(entry)
+            p99 = beat["p99"]
+            log(f"  {len(held):>6,} streams {placed['split']}: opened in {open_seconds:.1f} s, quiet after "
+                f"{settle_seconds:g} s, heartbeat p99 "
+                f"{fmt_ms(p99)} (max {fmt_ms(beat['max'])}), RSS {sum(v or 0 for v in rss.values()) / 1024:.0f} MB, "
+                f"idle workers {entry['worker_cpu']:.2f} cores, {entry['received_mb']:.1f} MB in")
+            total_rss_gb = sum(v or 0 for v in rss.values()) / 2**20
+            if total_rss_gb > self.args.max_rss_gb:
+                log(f"  ladder stopped: the workers hold {total_rss_gb:.1f} GB (--max-rss-gb {self.args.max_rss_gb:g})")
+                stopped = f"workers over {self.args.max_rss_gb:g} GB"
+                break
+            if placed["open_failures"] > step * 0.05 or not server.proc.alive():
+                log(f"  ladder stopped: {placed['open_failures']} streams failed to open {placed['failure_kinds']}")
+                stopped = "streams failed to open"
+                break
+            if (p99 if p99 is not None else beat.get("partial_max") or 0) > 5000:
+                log("  ladder stopped: keep-alives more than 5 s late")
+                stopped = "keep-alives more than 5 s late"
+                break
+        # Memory per stream: the slope of each worker's RSS against its streams, averaged.
+        slopes = []
+        for pid in baseline:
+            points = [(s["streams_per_worker"].get(str(pid)), s["rss_kb"].get(str(pid))) for s in steps]
+            points = [(x, y) for x, y in points if x is not None and y is not None]
+            value = stats.slope([0, *(x for x, _ in points)], [baseline[pid], *(y for _, y in points)])
+            if value is not None:
+                slopes.append(value)
+        good = 0
+        for entry in steps:
+            if entry["heartbeat"]["p99"] is None or entry["heartbeat"]["p99"] >= 1000 or entry["open_failures"]:
+                break
+            good = entry["n"]
+        figure = self.results["figures"].setdefault(
+            "connections", {"keepalive_seconds": keepalive, "rounds_per_step": self.args.reps}
+        )
+        figure[server.kind] = {
+            "baseline_rss_kb": {str(k): v for k, v in baseline.items()},
+            "steps": steps,
+            "kb_per_stream": round(sum(slopes) / len(slopes), 2) if slopes else None,
+            "max_n_heartbeat_under_1s": good,
+            "max_n_held": max((s["n"] for s in steps), default=0),
+            "stopped": stopped,
+            "worker_restarts": server.restarts,
+        }
+
+    # -- figures 2, 3 and 4: one set of streams per N, largest first ------------------------------
+
+    def sizes(self, kind: str) -> list[int]:
+        args, sizes = self.args, set()
+        if args.figures & {2, 5}:
+            sizes |= set(args.fanout_n)
+        if 3 in args.figures:
+            sizes |= set(args.throughput_n)
+        if 4 in args.figures and kind == "app":
+            sizes.add(1000)
+        return sorted(sizes, reverse=True)
+
+    async def session(self, server: Server, held: dict) -> None:
+        """Figures 2 to 4 on one server: streams opened once for the largest N, then closed down
+        to each smaller N (the heavier worker's first), so a stream is opened only once."""
+        args = self.args
+        for n in self.sizes(server.kind):
+            started = time.monotonic()
+            placed = await self.resize(server, held, n)
+            ready = time.monotonic() - started
+            settle_seconds = await self.quiesce()
+            log(f"{server.name}: {len(held):,} streams {placed['split']} ready in {ready:.1f} s, quiet after "
+                f"{settle_seconds:g} s"
+                + (f", {placed['open_failures']} failed {placed['failure_kinds']}" if placed["open_failures"] else ""))
+            placed["ready_seconds"], placed["settle_seconds"] = round(ready, 1), settle_seconds
+            try:
+                if 4 in args.figures and server.kind == "app" and n == 1000:
+                    self.results["figures"].setdefault("db_connections", {})["streams_held"] = len(held)
+                    await self.sample_db("idle 1000", f"Figure 4: pg_stat_activity for {args.db_seconds:g} s "
+                                                      f"with {len(held):,} idle streams")
+                if args.figures & {2, 5} and n in args.fanout_n:
+                    result = await self.fanout(server, len(held), placed, n == max(args.fanout_n))
+                    self.results["figures"].setdefault("fanout", {}).setdefault(server.kind, {})[str(n)] = result
+                if 3 in args.figures and n in args.throughput_n:
+                    if self.sampler and server.kind == "app":
+                        self.sampler.phase = f"throughput N={n}"
+                    result = await self.throughput(server, len(held), placed)
+                    self.results["figures"].setdefault("throughput", {}).setdefault(server.kind, {})[str(n)] = result
+            finally:
+                if self.sampler:
+                    self.sampler.phase = "between"
+        await self.clients.close()
+        held.clear()
+
+    async def resize(self, server: Server, held: dict, n: int) -> dict:
+        """Hold exactly `n` streams on `server`, evenly over its workers."""
+        if n >= len(held):
+            return await self.hold_streams(server, held, n)
+        worker_of = self.map_workers(server, held)
+        by_worker = {w: [i for i, pid in worker_of.items() if pid == w] for w in server.workers}
+        victims = [i for i in held if i not in worker_of]  # (none, normally)
+        while len(held) - len(victims) > n:
+            fullest = max(by_worker, key=lambda w: len(by_worker[w]))
+            victims.append(by_worker[fullest].pop())
+        await self.clients.close(victims)
+        for idx in victims:
+            held.pop(idx, None)
+        return await self.hold_streams(server, held, n)
+
+    async def sample_db(self, phase: str, message: str) -> None:
+        log(message)
+        self.sampler.phase = phase
+        await asyncio.sleep(self.args.db_seconds)
+        self.sampler.phase = "between"
+
+    async def fanout(self, server: Server, n: int, placed: dict, largest: bool) -> dict:
+        """Figure 2: one post a second through the POST endpoint, `reps` times."""
+        reps = []
+        for rep in range(self.args.reps):
+            profile = None
+            if self.args.profile and server.kind == "app" and largest and rep == 0:
+                profile = self.start_profile(server, self.args.fanout_seconds + 2)
+            result = await self.post_run(server, n, 1.0, self.args.fanout_seconds,
+                                         phase=f"fanout {server.name} N={n} rep {rep + 1}")
+            if profile:
+                self.finish_profile(profile)
+            result["split"] = placed["split"]
+            result["open_failures"] = placed["open_failures"]
+            result["ready_seconds"] = placed.get("ready_seconds")
+            result["settle_seconds"] = placed.get("settle_seconds")
+            reps.append(result)
+            log(f"Figure 2, {server.name}, N={n:,}, rep {rep + 1}: fan-out p50 {fmt_ms(result['fanout_ms']['p50'])}"
+                f" p99 {fmt_ms(result['fanout_ms']['p99'])} max {fmt_ms(result['fanout_ms']['max'])}, "
+                f"POST p50 {fmt_ms(result['post_ms']['p50'])} p99 {fmt_ms(result['post_ms']['p99'])}, "
+                f"lost {result['lost']}, client {result['cpu']['client_cores']:.2f} cores")
+        return {"median": stats.median_dict([strip(r) for r in reps]), "reps": reps}
+
+    async def throughput(self, server: Server, n: int, placed: dict) -> dict:
+        """Figure 3: rates stepped up until one is not held; the best then held for longer.
+
+        Stepping goes on past a rate whose only fault is POST p99 (while the fan-out still
+        keeps up), so the figure also says how far the fan-out alone goes.
+        """
+        steps, best, best_fanout, unbroken = [], None, None, True
+        for rate in self.args.rates:
+            result = await self.post_run(server, n, rate, self.args.step_seconds, drain=2 if self.args.quick else 3,
+                                         phase=f"throughput {server.name} N={n} {rate:g}/s")
+            result["held"] = held_ok(result)
+            result["fanout_held"] = fanout_ok(result)
+            steps.append(strip(result))
+            verdict = "held" if result["held"] else "fan-out held, POST too slow" if result["fanout_held"] else "not held"
+            log(f"Figure 3, {server.name}, N={n:,}, {rate:g} posts/s: POST p99 {fmt_ms(result['post_ms']['p99'])}, "
+                f"fan-out p99 {fmt_ms(result['fanout_ms']['p99'])}, {result['deliveries_per_s']:,.0f} deliveries/s, "
+                f"lost {result['lost']}{', backlog growing' if result['backlog_growing'] else ''} -> {verdict}")
+            unbroken = unbroken and result["held"]
+            if unbroken:
+                best = rate
+            if not result["fanout_held"]:
+                break
+            best_fanout = result
+        holds, hold = [], None
+        for rate in [r for r in self.args.rates if best is not None and r <= best][::-1][:2]:
+            result = await self.post_run(server, n, rate, self.args.hold_seconds, windows=max(1, self.args.reps),
+                                         drain=5, phase=f"throughput hold {server.name} N={n} {rate:g}/s")
+            result["held"] = held_ok(result) and all(held_ok(w, whole=False) for w in result.get("windows", []))
+            holds.append(strip(result))
+            log(f"Figure 3, {server.name}, N={n:,}, {rate:g} posts/s for {self.args.hold_seconds:g} s: "
+                f"{'held' if result['held'] else 'not held'}, {result['deliveries_per_s']:,.0f} deliveries/s, "
+                f"POST p99 {fmt_ms(result['post_ms']['p99'])}, fan-out p99 {fmt_ms(result['fanout_ms']['p99'])}")
+            if result["held"]:
+                hold = result
+                break
+        figure = {"n": n, "split": placed["split"], "steps": steps, "holds": holds, "best": None,
+                  "best_fanout_only": None}
+        if best_fanout is not None:
+            figure["best_fanout_only"] = {
+                "rate": best_fanout["rate"],
+                "deliveries_per_s": best_fanout["deliveries_per_s"],
+                "post_p99_ms": best_fanout["post_ms"]["p99"],
+                "fanout_p99_ms": best_fanout["fanout_ms"]["p99"],
+                "seconds": self.args.step_seconds,
+            }
+        if hold is not None:
+            parts = hold.get("windows") or [hold]
+            figure["best"] = {
+                "rate": hold["rate"],
+                "deliveries_per_s": stats.median_of([w["deliveries_per_s"] for w in parts]),
+                "post_p50_ms": stats.median_of([w["post_ms"]["p50"] for w in parts]),
+                "post_p99_ms": stats.median_of([w["post_ms"]["p99"] for w in parts]),
+                "fanout_p99_ms": stats.median_of([w["fanout_ms"]["p99"] for w in parts]),
+                "lost": hold["lost"],
+                "client_cores": hold["cpu"]["client_cores"],
+            }
+        return figure
+
+    def finish_db_figure(self) -> None:
+        if self.sampler is None or 4 not in self.args.figures:
+            return
+        figure = self.results["figures"].setdefault("db_connections", {})
+        figure["idle_0"] = self.sampler.of("idle 0")
+        figure["idle_1000"] = self.sampler.of("idle 1000")
+        figure["throughput"] = self.sampler.of("throughput")
+        figure["ladder_idle"] = self.sampler.of("ladder app")
+
+    # -- profiling -------------------------------------------------------------------------------
+
+    def start_profile(self, server: Server, seconds: float) -> list:
+        spy = Path(sys.executable).with_name("py-spy")
+        if not spy.exists():
+            log("py-spy is not installed (requirements-bench.txt); no profile")
+            return []
+        running = []
+        for pid in server.workers:
+            out = RESULTS / f"{self.stamp}-profile-worker{pid}.txt"
+            argv = [str(spy), "record", "--format", "raw", "--rate", "100", "--nonblocking",
+                    "--duration", str(int(seconds)), "--pid", str(pid), "--output", str(out)]
+            running.append((procs.Proc(f"py-spy {pid}", argv, env=dict(os.environ), cwd=ROOT,
+                                       log=self.work / f"py-spy-{pid}.log"), out))
+        return running
+
+    def finish_profile(self, running: list) -> None:
+        for proc, out in running:
+            try:
+                proc.popen.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+            proc.stop()
+            if out.exists():
+                self.profile_files.append(str(out.relative_to(ROOT)))
+
+    # -- the whole run ---------------------------------------------------------------------------
+
+    async def measure(self) -> None:
+        args = self.args
+        self.results["meta"] = {
+            "started": self.started.isoformat(timespec="seconds"),
+            "mode": "quick" if args.quick else "full",
+            "args": {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release(),
+                        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+            "load_average_at_start": os.getloadavg(),
+            "fragment_bytes": self.seed["fragment_bytes"],
+            "database": self.dbname,
+            "redis_prefix": self.prefix,
+        }
+        self.clients = Clients(args.clients, self.seed["sessions"])
+
+        log("Floors: a bare Redis PUBLISH -> SUBSCRIBE loop and a pgbench single-row INSERT")
+        self.results["redis_loop"] = await floors.redis_loop(
+            self.redis_host, self.redis_port, f"{self.prefix}:loop", self.seed["fragment_bytes"],
+            count=500 if args.quick else 2000, burst=5000 if args.quick else 20000, seconds=10,
+        )
+        if 5 in args.figures:
+            seconds = 2 if args.quick else 10
+            self.results["pgbench"] = {
+                "insert": floors.pgbench_insert(self.dbname, seconds=seconds, **self.pg_args()),
+                "insert_new_connection": floors.pgbench_insert(
+                    self.dbname, seconds=seconds, new_connection=True, **self.pg_args()
+                ),
+            }
+
+        self.sampler = PgSampler(self.database_url, self.dbname)
+        await self.sampler.start()
+        under_load = bool(args.figures & {2, 3, 4, 5})
+        if 1 in args.figures and not args.quick:
+            # A fresh server per ladder, with a short keep-alive; then others for figures 2-4.
+            for kind in args.servers:
+                server = await self.start_server(kind, args.ladder_keepalive)
+                try:
+                    await self.warm_up(server)
+                    await self.ladder(server, {})
+                finally:
+                    await self.clients.release()
+                    self.stop_server(server)
+        for kind in args.servers if under_load or args.quick else []:
+            # Quick mode: one server per kind for every figure (ladder first, keep-alive as the ladder's).
+            keepalive = args.ladder_keepalive if args.quick and 1 in args.figures else 20.0
+            server = await self.start_server(kind, keepalive)
+            try:
+                await self.warm_up(server)
+                if 4 in args.figures and kind == "app":
+                    await self.sample_db("idle 0", f"Figure 4: pg_stat_activity for {args.db_seconds:g} s with 0 streams")
+                held: dict = {}
+                if 1 in args.figures and args.quick:
+                    await self.ladder(server, held)
+                if under_load:
+                    await self.session(server, held)
+            finally:
+                await self.clients.release()
+                self.stop_server(server)
+        self.finish_db_figure()
+        await self.sampler.stop()
+        self.results["profiles"] = self.profile_files
+        self.results["meta"]["load_average_at_end"] = os.getloadavg()
+
+    def pg_args(self) -> dict:
+        return {"host": self.pg["host"], "port": self.pg["port"], "user": self.pg["user"]}
+
+
+def held_ok(result: dict, whole: bool = True) -> bool:
+    """The issue's bar for a rate being held: POST p99 < 50 ms, fan-out p99 < 500 ms, nothing
+    lost, no growing backlog."""
+    post, fanout = result["post_ms"]["p99"], result["fanout_ms"]["p99"]
+    ok = post is not None and post < 50 and fanout is not None and fanout < 500 and result["lost"] == 0
+    if whole:
+        ok = ok and not result.get("backlog_growing") and not result.get("failed_posts")
+    return ok
+
+
+def fanout_ok(result: dict) -> bool:
+    """The fan-out side of `held_ok` alone: fan-out p99 < 500 ms, nothing lost, no growing backlog."""
+    fanout = result["fanout_ms"]["p99"]
+    return fanout is not None and fanout < 500 and result["lost"] == 0 and not result.get("backlog_growing")
+
+
+def strip(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k not in ("backlog",)}
+
+
+def fmt_ms(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"
+
+
+def clean_old_results(keep: int, current: str) -> None:
+    """Keep this run's files and the `keep` newest earlier sets of the same mode (quick or full)."""
+    quick = current.endswith("-quick")
+    stamps = sorted({p.name.split(".")[0].split("-profile")[0] for p in RESULTS.glob("20*")}, reverse=True)
+    same_mode = [s for s in stamps if s != current and s.endswith("-quick") == quick]
+    for stamp in same_mode[keep:]:
+        for path in RESULTS.glob(f"{stamp}.*"):
+            path.unlink(missing_ok=True)
+        for path in RESULTS.glob(f"{stamp}-profile-*"):
+            path.unlink(missing_ok=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args)
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
+    started = time.monotonic()
+    status = 0
+    try:
+        bench.setup()
+        asyncio.run(bench.measure())
+    except KeyboardInterrupt:
+        log("Interrupted: stopping everything the bench started")
+        status = 130
+    finally:
+        bench.teardown()
+    if status:
+        return status
+    from bench import report
+
+    bench.results["meta"]["seconds"] = round(time.monotonic() - started, 1)
+    paths = report.write(bench.results, RESULTS, bench.stamp)
+    print(report.table(bench.results))
+    for path in paths:
+        print(f"Wrote {path.relative_to(ROOT)}")
+    clean_old_results(args.keep_results, bench.stamp)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -258,7 +258,9 @@ class Worker:
             return
         if name == "open":
             task = self.loop.create_task(self.open(**kwargs))
-            task.add_done_callback(lambda t: self.reply(t.result() if not t.exception() else {"error": repr(t.exception())}))
+            task.add_done_callback(
+                lambda t: self.reply({"error": repr(t.exception())} if t.exception() else t.result())
+            )
             return
         if name == "stop":
             self.close(None)

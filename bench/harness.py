@@ -86,7 +86,21 @@ class Server:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.stop()
+            self.summarize_log()
             self.proc = None
+
+    def summarize_log(self) -> None:
+        """Count the errors the server logged (the log itself is removed with the run's files)."""
+        found = self.bench.results.setdefault("server_errors", {}).setdefault(self.kind, {})
+        try:
+            with open(self.proc.log, errors="replace") as lines:
+                for line in lines:
+                    if any(word in line for word in ("ERROR", "CRITICAL", "Error:", "Exception:")):
+                        key = line.split("] ", 3)[-1].strip()[:200] if line.startswith("[") else line.strip()[:200]
+                        key = key.split(" ", 3)[-1] if key[:4].isdigit() else key  # drop a timestamp
+                        found[key] = found.get(key, 0) + 1
+        except OSError:
+            pass
 
     def stream_path(self) -> str:
         return f"/events/?channel=room-{self.bench.seed['room_id']}"

@@ -66,9 +66,10 @@ def table(results: dict) -> str:
     add(f"  Redis PUBLISH->SUBSCRIBE, raw sockets, one at a time: p50 {ms(get(loop, 'round_trip_ms', 'p50'))}, "
         f"p99 {ms(get(loop, 'round_trip_ms', 'p99'))}; pipelined: {num(loop.get('burst_messages_per_s'))} msg/s")
     if pg:
+        tps = get(pg, "insert_new_connection", "tps")
         add(f"  pgbench single-row INSERT, 1 client: p50 {ms(get(pg, 'insert', 'p50'))}, "
-            f"p99 {ms(get(pg, 'insert', 'p99'))}; with a new connection each: {num(get(pg, 'insert_new_connection', 'tps'))} "
-            f"inserts/s (~{ms(1000 / get(pg, 'insert_new_connection', 'tps')) if get(pg, 'insert_new_connection', 'tps') else '-'} each)")
+            f"p99 {ms(get(pg, 'insert', 'p99'))}; with a new connection each: {num(tps)} "
+            f"inserts/s (~{ms(1000 / tps) if tps else '-'} each)")
 
     conn = figures.get("connections")
     if conn:
@@ -162,7 +163,8 @@ def table(results: dict) -> str:
                     num(fy.get("deliveries_per_s")), ratio(fa.get("deliveries_per_s"), fy.get("deliveries_per_s")), ""))
             first_fail = next((s for s in get(thr, "app", n, "steps") or [] if not s["held"]), None)
             if first_fail:
-                add(f"    app's first rate not held: {first_fail['rate']:g}/s (POST p99 {ms(first_fail['post_ms']['p99'])}, "
+                add(f"    app's first rate not held: {first_fail['rate']:g}/s "
+                    f"(POST p99 {ms(first_fail['post_ms']['p99'])}, "
                     f"fan-out p99 {ms(first_fail['fanout_ms']['p99'])}, lost {first_fail['lost']})")
 
     db = figures.get("db_connections")
@@ -200,6 +202,12 @@ def table(results: dict) -> str:
             add("  * " + flag)
         if len(flags) > 12:
             add(f"  * ... and {len(flags) - 12} more (see the JSON)")
+    errors = results.get("server_errors") or {}
+    for kind, found in errors.items():
+        if found:
+            add(f"Errors in the {kind}'s log: {sum(found.values())}")
+            for message, count in sorted(found.items(), key=lambda item: -item[1])[:5]:
+                add(f"  {count:>6} x {message}")
     add("=" * width)
     return "\n".join(lines)
 

@@ -167,7 +167,7 @@ REALTIME_REDIS_PREFIX = os.environ.get("REALTIME_REDIS_PREFIX", "lms")
 
 # django-eventstream: events are kept in the database so that a reconnecting page replays
 # what it missed; lms.realtime does the serving, fan-out and Redis (see its package docs).
-EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
+EVENTSTREAM_STORAGE_CLASS = "lms.realtime.storage.EventStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "lms.realtime.channels.ChannelManager"
 REALTIME_MAX_STREAMS_PER_USER = int(os.environ.get("REALTIME_MAX_STREAMS_PER_USER", "10"))
 REALTIME_KEEPALIVE_SECONDS = float(os.environ.get("REALTIME_KEEPALIVE_SECONDS", "20"))

@@ -224,3 +224,74 @@ def test_keepalive_comments_flow_while_idle(app_server, member, session_for):
             assert chunk == b":\n\n"
 
     run(scenario())
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_appended_events_are_numbered_per_channel_from_one_and_replay_from_zero():
+    from django_eventstream.models import Event
+
+    from lms.realtime.storage import current_ids, read_since
+
+    ids = [publish("course-1", "n", str(n)) for n in range(3)] + [publish("course-2", "n", "other")]
+
+    assert ids == [1, 2, 3, 1]
+    assert current_ids(["course-1", "course-2", "course-3"]) == {"course-1": 3, "course-2": 1, "course-3": 0}
+    # The placeholder at 0 lets a page that saw nothing yet resume from 0.
+    assert Event.objects.filter(eid=0).count() == 2
+    events, current, reset = read_since({"course-1": 0}, 100)["course-1"]
+    assert ([e.data for e in events], current, reset) == (["0", "1", "2"], 3, False)
+    assert read_since({"course-1": 2}, 100)["course-1"][0][0].data == "2"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_get_distinct_ids_in_commit_order():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+    from django_eventstream.models import Event
+
+    def append(n):
+        try:
+            return publish("course-7", "n", str(n))
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(append, range(40)))
+
+    assert sorted(ids) == list(range(1, 41))
+    stored = Event.objects.filter(channel="course-7", eid__gt=0).order_by("pk")
+    assert [e.eid for e in stored] == list(range(1, 41))  # inserted in id order
+
+
+@pytest.mark.django_db(transaction=True)
+def test_old_events_are_trimmed_at_most_once_a_minute(monkeypatch):
+    import datetime
+
+    from django.utils import timezone
+    from django_eventstream.models import Event
+
+    import lms.realtime.storage as storage
+
+    publish("course-1", "n", "old")
+    Event.objects.update(created=timezone.now() - datetime.timedelta(days=2))
+    monkeypatch.setattr(storage, "_last_trim", 0.0)
+    clock = [1000.0]
+    monkeypatch.setattr(storage.time, "monotonic", lambda: clock[0])
+
+    publish("course-1", "n", "new")  # trims: the old event and the placeholder go
+    assert list(Event.objects.values_list("data", flat=True)) == ['"new"']
+
+    clock[0] += 30
+    publish("course-1", "n", "newer")
+    Event.objects.update(created=timezone.now() - datetime.timedelta(days=2))
+    clock[0] += 29
+    publish("course-1", "n", "newest")  # within the minute: no trim
+    assert Event.objects.count() == 3
+    Event.objects.update(created=timezone.now() - datetime.timedelta(days=2))
+    clock[0] += 2
+    publish("course-1", "n", "last")
+    assert list(Event.objects.values_list("data", flat=True)) == ['"last"']

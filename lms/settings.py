@@ -101,6 +101,18 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0, conn_health_checks=False
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_flag("DATABASE_POOL", default=True):
+    # A pool per process: a request borrows a connection for as long as it runs and gives it
+    # back, instead of opening a new one (a few milliseconds) every time. Open event streams
+    # borrow one only for their short checks. At most DATABASE_POOL_SIZE per process; with
+    # none free, a request waits up to 10 s, then fails. Turn it off (DATABASE_POOL=0) behind
+    # a pooler such as PgBouncer.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 0,
+        "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "10")),
+        "max_idle": 120,
+        "timeout": 10,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many short writes from several threads: take the write lock when a transaction starts
     # (IMMEDIATE) and wait for it, instead of failing with "database is locked" mid-way.

@@ -79,10 +79,6 @@ def do_post_message(
     `body` is already checked (`lms.chat.text.check_message_text`). A retry of the same post
     (same `client_token`) returns the message stored the first time and announces nothing.
     """
-    if client_token is not None:
-        existing = Message.objects.filter(author=author, client_token=client_token).first()
-        if existing is not None:
-            return existing, False
     if reply_to is not None and reply_to.room_id != room.pk:
         reply_to = None
     try:
@@ -91,9 +87,12 @@ def do_post_message(
                 room=room, author=author, body=body, body_html=render_message(body, mentions=mentionable(room, body)),
                 reply_to=reply_to, client_token=client_token,
             )
-    except IntegrityError:  # the same retry, at the same moment
-        return Message.objects.get(author=author, client_token=client_token), False
-    message = Message.objects.with_related().get(pk=message.pk)
+    except IntegrityError:  # a retry: one message per (author, client_token)
+        if client_token is None:
+            raise
+        return Message.objects.with_related().get(author=author, client_token=client_token), False
+    # What `with_related()` would load, without reading it back.
+    message.room, message.author, message.reply_to = room, author, reply_to
     publish_fragment_on_commit(
         room_channel(room.pk), "message_created", "chat/room.html#message", {"message": message}
     )

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from lms.chat.actions import (
+    announce_room_presence,
     do_create_room,
     do_mark_read,
     do_post_message,
@@ -256,6 +257,26 @@ def test_presence_is_shared_across_server_processes(test_database_url, room, mem
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crowded_room_names_the_first_people_by_name_and_counts_the_rest(room, sent_events, monkeypatch):
+    import lms.chat.actions
+
+    monkeypatch.setattr(lms.chat.actions, "PRESENCE_LIST_LIMIT", 3)
+    names = ["zoe", "Émile", "bea", "Carl", "adam <b>"]
+    people = [UserFactory(display_name=name) for name in names]
+    people.append(UserFactory(display_name="", first_name="Dora", last_name="Diaz"))
+
+    announce_room_presence(room.pk, {p.pk for p in people})
+
+    [(channel_name, event, data)] = sent_events
+    assert (channel_name, event) == (f"room-{room.pk}", "presence_changed")
+    assert "Here now (6)" in data
+    shown = [data.index(name) for name in ("adam &lt;b&gt;", "bea", "Carl")]
+    assert shown == sorted(shown)  # by name, whatever the case
+    assert "Dora Diaz" not in data and "zoe" not in data
+    assert "and 3 more" in data
 
 
 def test_presence_is_written_nowhere_in_the_database(room, member, django_assert_num_queries):

@@ -232,11 +232,34 @@ def announce_room_presence(room_id: int, user_ids: set[int]) -> None:
     if Room.objects.filter(pk=room_id, kind=Room.Kind.STREAM).exists():
         return  # a stream page shows its viewer count instead of a list of everyone
 
-    people = sorted(get_user_model().objects.filter(pk__in=user_ids), key=lambda p: p.name.casefold())
     publish_fragment_on_commit(
-        room_channel(room_id), "presence_changed", "chat/room.html#presence", {"present": people, "oob": True},
-        stored=False,
+        room_channel(room_id), "presence_changed", "chat/room.html#presence",
+        {**present_people(user_ids), "oob": True}, stored=False,
     )
+
+
+# A lecture's room can have hundreds of people in it: "Here now" names this many, then counts.
+PRESENCE_LIST_LIMIT = 50
+
+
+def present_people(user_ids: set[int]) -> dict:
+    """The "Here now" list's context: the first PRESENCE_LIST_LIMIT of these people by name (as `User.name`
+    reads), how many there are, and how many are not named."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Value
+    from django.db.models.functions import Coalesce, Concat, Lower, NullIf, Trim
+
+    shown_name = Coalesce(
+        NullIf("display_name", Value("")),
+        NullIf(Trim(Concat("first_name", Value(" "), "last_name")), Value("")),
+        "username",
+    )
+    people = (
+        get_user_model().objects.filter(pk__in=user_ids)
+        .annotate(sort_name=Lower(shown_name)).order_by("sort_name", "pk")[:PRESENCE_LIST_LIMIT]
+    )
+    people = list(people)
+    return {"present": people, "present_count": len(user_ids), "present_more": len(user_ids) - len(people)}
 
 
 @transaction.atomic

@@ -39,7 +39,7 @@ from lms.chat.actions import (
 from lms.chat.forms import EditMessageForm, MessageForm, MuteForm, RoomForm, SearchForm
 from lms.chat.models import PAGE_SIZE, Message, ModerationEntry, Room
 from lms.accounts.actions import online_ids
-from lms.chat.actions import room_members
+from lms.chat.actions import present_people, room_members
 from lms.chat.receipts import annotate_receipts, unread_counts
 from lms.chat.search import search_messages
 from lms.courses.models import Course
@@ -126,7 +126,7 @@ def room_detail(request, room_id: int):
         do_mark_read(room, user=request.user, last_id=last)  # opening a room reads it
     present = present_users([room_channel(room.pk)])[room_channel(room.pk)] | {request.user.pk}
     context = {
-        "present": sorted(get_user_model().objects.filter(pk__in=present), key=lambda p: p.name.casefold()),
+        **present_people(present),
         "online_ids": " ".join(map(str, online_ids([m.pk for m in room_members(room)]) | {request.user.pk})),
         **chat_panel_context(request, room, around=request.GET.get("around", "")),
         "title": room.title_for(request.user),
@@ -352,7 +352,7 @@ def mark_read(request, room_id: int):
 @login_required
 def mention_suggestions(request, room_id: int):
     """Members of the room whose username or name starts with `q`, for @-mentions."""
-    from lms.chat.actions import room_members
+    from lms.chat.actions import present_people, room_members
 
     room = access_room(request.user, room_id)
     query = request.GET.get("q", "").lstrip("@").casefold()[:50]

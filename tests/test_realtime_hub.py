@@ -8,7 +8,7 @@ from lms.realtime.hub import MAX_QUEUED, Hub, Subscriber, encode_event
 
 
 def collect(subscriber: Subscriber) -> list[tuple[int | None, str]]:
-    out = [(item.eid, item.body) for item in subscriber.items]
+    out = [(item.eid, item.body.decode()) for item in subscriber.items]
     subscriber.items.clear()
     return out
 
@@ -45,6 +45,21 @@ def test_unstored_events_pass_straight_through():
         return collect(subscriber)
 
     assert asyncio.run(scenario()) == [(None, "event: typing\ndata: <p>Ana is typing…</p>\n")]
+
+
+def test_an_event_is_encoded_once_for_every_stream_of_its_channel():
+    async def scenario():
+        hub = Hub(asyncio.get_running_loop())
+        streams = [Subscriber(n, ["room-1"]) for n in range(3)]
+        for subscriber in streams:
+            hub.add(subscriber)
+        hub.note_position("room-1", 0)
+        hub.deliver("room-1", "m", "<p>hi</p>", 1)
+        return [subscriber.items[0] for subscriber in streams]
+
+    first, *others = asyncio.run(scenario())
+    assert all(item is first for item in others)
+    assert first.whole == b"event: m\ndata: <p>hi</p>\nid: room-1:1\n\n"
 
 
 def test_events_for_channels_nobody_here_reads_are_dropped():

@@ -21,6 +21,7 @@ import re
 import time
 import uuid
 from collections import deque
+from urllib.parse import quote
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -71,15 +72,27 @@ async def run_db(fn, *args, **kwargs):
 
 
 class Item:
-    __slots__ = ("channel", "eid", "body")
+    """One event as every stream writes it, encoded once for all of them.
 
-    def __init__(self, channel: str, eid: int | None, body: str):
+    `body` is its `event:` and `data:` lines. A stored event (`eid`) also has `whole`: the body
+    with the `id:` line a stream of this one channel sends, so such a stream writes the same
+    bytes object as every other, with no per-stream work.
+    """
+
+    __slots__ = ("channel", "eid", "body", "whole")
+
+    def __init__(self, channel: str, eid: int | None, body: bytes):
         self.channel = channel
         self.eid = eid
         self.body = body
+        self.whole = body + f"id: {quote(channel)}:{eid}\n\n".encode() if eid is not None else body + b"\n"
+
+    @classmethod
+    def encode(cls, channel: str, eid: int | None, event_type: str, data: str) -> "Item":
+        return cls(channel, eid, encode_event(event_type, data).encode())
 
 
-KEEPALIVE = Item("", None, ":\n")
+KEEPALIVE = Item("", None, b":\n")
 
 
 class Subscriber:
@@ -223,23 +236,21 @@ class Hub:
         if not subs:
             return
         if eid is None:
-            self._emit(Item(channel, None, encode_event(event_type, data)), subs)
+            self._emit(Item.encode(channel, None, event_type, data), subs)
             return
         last = self.channel_last.get(channel)
         if last is not None:
             if eid <= last:
                 return
             if eid > last + 1:
-                self.pending.setdefault(channel, {})[eid] = Item(
-                    channel, eid, encode_event(event_type, data)
-                )
+                self.pending.setdefault(channel, {})[eid] = Item.encode(channel, eid, event_type, data)
                 if channel not in self.gap_timers:
                     self.gap_timers[channel] = self.loop.call_later(
                         GAP_WAIT, lambda: self.loop.create_task(self._fill_gap(channel))
                     )
                 return
         self.channel_last[channel] = eid
-        self._emit(Item(channel, eid, encode_event(event_type, data)), subs)
+        self._emit(Item.encode(channel, eid, event_type, data), subs)
         self._flush_pending(channel)
 
     def _emit(self, item: Item, subs) -> None:

@@ -106,16 +106,22 @@ async def respond(send, status: int, condition: str, text: str, extra=None, head
     await send({"type": "http.response.body", "body": body.encode()})
 
 
-async def serve_stream(scope, receive, send) -> None:
+def read_request(scope) -> tuple[list[str], dict[str, int], str | None]:
+    """Channels, last ids and session key. The request itself is not kept past this: an open
+    stream holds only what it needs."""
     request = ASGIRequest(scope, io.BytesIO())
+    request.get_host()
+    channels, last_ids = parse_request(request)
+    return channels, last_ids, request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+
+
+async def serve_stream(scope, receive, send) -> None:
     try:
-        request.get_host()
-        channels, last_ids = parse_request(request)
+        channels, last_ids, session_key = read_request(scope)
     except (BadRequest, DisallowedHost) as error:
         await respond(send, 400, "bad-request", f"Invalid request: {error}")
         return
 
-    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
     try:
         user, refused = await run_db(admit, session_key, channels)
     except Exception:
@@ -185,37 +191,41 @@ async def _watch_disconnect(receive, subscriber: Subscriber) -> None:
 
 
 async def _pump(subscriber: Subscriber, state: dict[str, int], quoted: dict[str, str], send):
-    """Write the subscriber's queue to the client until it leaves or is refused."""
+    """Write the subscriber's queue to the client until it leaves or is refused.
+
+    A stream of one channel writes each event's shared bytes (`Item.whole`) as they are; only
+    a stream of several channels builds its own `id:` line (it names every channel's position).
+    """
+    single = len(state) == 1
     while True:
         await subscriber.wake.wait()
         subscriber.wake.clear()
         if subscriber.closed:
             break
-        parts = []
+        parts: list[bytes] = []
         if subscriber.overflow or subscriber.reset:
             parts.extend(await _recover(subscriber, state, quoted))
         items = subscriber.items
         while items:
             item = items.popleft()
-            if item is KEEPALIVE:
-                parts.append(":\n\n")
-                continue
             eid = item.eid
-            if eid is None:
-                parts.append(item.body + "\n")
+            if eid is None:  # a keep-alive, or an event that is not stored
+                parts.append(item.whole)
                 continue
             if eid <= state[item.channel]:
                 continue  # already sent (replayed, or both from Redis and storage)
             state[item.channel] = eid
-            parts.append(item.body)
-            parts.append(f"id: {make_id(state, quoted)}\n\n")
+            if single:
+                parts.append(item.whole)
+            else:
+                parts.append(item.body)
+                parts.append(f"id: {make_id(state, quoted)}\n\n".encode())
         if subscriber.error is not None:
             data = json.dumps(subscriber.error)
-            parts.append(encode_event("stream-error", data) + "id: error\n\n")
+            parts.append((encode_event("stream-error", data) + "id: error\n\n").encode())
         if parts:
-            await send(
-                {"type": "http.response.body", "body": "".join(parts).encode(), "more_body": True}
-            )
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
         if subscriber.error is not None:
             break
     await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -240,4 +250,4 @@ async def _recover(subscriber: Subscriber, state: dict[str, int], quoted: dict[s
     if reset:
         reset_event = encode_event("stream-reset", json.dumps({"channels": reset}))
         parts[:0] = [reset_event, f"id: {make_id(state, quoted)}\n\n"]
-    return parts
+    return [part.encode() for part in parts]

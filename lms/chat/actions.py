@@ -65,7 +65,6 @@ def do_get_or_create_direct_room(user: User, *, other: User) -> Room:
     return room
 
 
-@transaction.atomic
 def do_post_message(
     room: Room,
     *,
@@ -82,24 +81,25 @@ def do_post_message(
     if reply_to is not None and reply_to.room_id != room.pk:
         reply_to = None
     try:
+        # One transaction, and no savepoint: a retry's IntegrityError rolls it all back.
         with transaction.atomic():
             message = Message.objects.create(
                 room=room, author=author, body=body, body_html=render_message(body, mentions=mentionable(room, body)),
                 reply_to=reply_to, client_token=client_token,
             )
+            # What `with_related()` would load, without reading it back.
+            message.room, message.author, message.reply_to = room, author, reply_to
+            publish_fragment_on_commit(
+                room_channel(room.pk), "message_created", "chat/room.html#message", {"message": message}
+            )
+            _announce_summary(room, message)
+            _notify_mentions(message)
+            # The message is here: its author is no longer typing, whatever the last signal said.
+            transaction.on_commit(lambda: _stop_typing(room.pk, author.pk))
     except IntegrityError:  # a retry: one message per (author, client_token)
         if client_token is None:
             raise
         return Message.objects.with_related().get(author=author, client_token=client_token), False
-    # What `with_related()` would load, without reading it back.
-    message.room, message.author, message.reply_to = room, author, reply_to
-    publish_fragment_on_commit(
-        room_channel(room.pk), "message_created", "chat/room.html#message", {"message": message}
-    )
-    _announce_summary(room, message)
-    _notify_mentions(message)
-    # The message is here: its author is no longer typing, whatever the last signal said.
-    transaction.on_commit(lambda: _stop_typing(room.pk, author.pk))
     return message, True
 
 

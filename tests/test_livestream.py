@@ -591,7 +591,7 @@ def test_stage_of_an_ended_stream_says_so(client, live_stream, instructor, membe
 # --- Viewer counts and their coalescing --------------------------------------------------------
 
 
-def test_record_viewer_count_raises_the_peak_and_pushes_the_count_unstored(
+def test_record_viewer_count_raises_the_peak_and_pushes_the_count_stored(
     stream, pushes, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
@@ -599,8 +599,8 @@ def test_record_viewer_count_raises_the_peak_and_pushes_the_count_unstored(
     stream.refresh_from_db()
     assert stream.peak_viewers == 7
     assert [(channel, event, stored) for channel, event, _, stored in pushes] == [
-        (f"stream-{stream.pk}", "viewers_changed", False),
-        (f"stream_manage-{stream.pk}", "viewers_changed", False),
+        (f"stream-{stream.pk}", "viewers_changed", True),
+        (f"stream_manage-{stream.pk}", "viewers_changed", True),
     ]
     fragment = pushes[0][2]
     assert 'id="viewer-count"' in fragment

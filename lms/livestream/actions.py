@@ -101,8 +101,10 @@ def do_record_viewer_count(stream_id: int, count: int) -> None:
     if peak is None:
         return
     context = {"viewers": count, "peak": peak, "oob": True}
+    # Stored: a page rendered just before this announcement connects just after it, and
+    # replays it, instead of showing the count it was rendered with until the next change.
     for name in (channel("stream", stream_id), channel("stream_manage", stream_id)):
-        publish_fragment_on_commit(name, "viewers_changed", "livestream/detail.html#viewer-count", context, stored=False)
+        publish_fragment_on_commit(name, "viewers_changed", "livestream/detail.html#viewer-count", context)
 
 
 @transaction.atomic

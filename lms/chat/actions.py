@@ -227,7 +227,6 @@ def typing_sentence(names: list[str]) -> str:
 
 def announce_room_presence(room_id: int, user_ids: set[int]) -> None:
     """Who has the room open now, pushed at most once a second (by lms.realtime)."""
-    from django.contrib.auth import get_user_model
 
     if Room.objects.filter(pk=room_id, kind=Room.Kind.STREAM).exists():
         return  # a stream page shows its viewer count instead of a list of everyone

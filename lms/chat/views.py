@@ -352,7 +352,7 @@ def mark_read(request, room_id: int):
 @login_required
 def mention_suggestions(request, room_id: int):
     """Members of the room whose username or name starts with `q`, for @-mentions."""
-    from lms.chat.actions import present_people, room_members
+    from lms.chat.actions import room_members
 
     room = access_room(request.user, room_id)
     query = request.GET.get("q", "").lstrip("@").casefold()[:50]

@@ -26,7 +26,6 @@ from django.core.handlers.asgi import ASGIRequest
 
 from lms.realtime.access import refused_channels, user_from_session
 from lms.realtime.hub import (
-    KEEPALIVE,
     REPLAY_LIMIT,
     Subscriber,
     encode_event,

@@ -299,6 +299,8 @@ class PgSampler:
             "mean": round(sum(totals) / len(totals), 2),
             "max_active": max(r[2] for r in rows),
             "max_idle_in_transaction": max(r[3] for r in rows),
+            # In use: running a query or inside a transaction. The rest are idle in the pools.
+            "max_in_use": max(r[2] + r[3] for r in rows),
         }
 
     async def stop(self) -> None:

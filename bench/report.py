@@ -170,14 +170,15 @@ def table(results: dict) -> str:
     db = figures.get("db_connections")
     if db and db.get("idle_0", {}).get("samples"):
         add("")
-        add("4. Database connections (pg_stat_activity for the bench database, once a second): max / mean")
+        add("4. Database connections (pg_stat_activity for the bench database, once a second): open max / mean;")
+        add("   in use = running a query or inside a transaction (the others wait, idle, in the app's connection pools)")
         for label, key in (("  0 streams", "idle_0"), (f"  {db.get('streams_held', 1000):,} idle streams", "idle_1000"),
                            ("  during figure 3 (app)", "throughput"),
                            ("  during figure 1, idle windows (app, up to the largest N)", "ladder_idle")):
             sample = db.get(key) or {}
             if sample.get("samples"):
                 add(f"{label:<60}{sample['max']:>4} / {sample['mean']:.2f}   ({sample['samples']} samples, "
-                    f"max active {sample['max_active']})")
+                    f"max in use {sample.get('max_in_use', sample['max_active'])}, max active {sample['max_active']})")
 
     post = post_latency(results)
     if post:
@@ -262,8 +263,10 @@ def targets(results: dict) -> list[str]:
                    f"{fan_only:,.0f} with the fan-out's alone (target >= 10,000)")
     db = figures.get("db_connections")
     if db and get(db, "idle_1000", "samples"):
-        out.append(f"database connections held by {db.get('streams_held', 1000):,} waiting streams: "
-                   f"max {db['idle_1000']['max']} (target 0)")
+        held, none = db["idle_1000"], db.get("idle_0") or {}
+        out.append(f"database connections in use by {db.get('streams_held', 1000):,} waiting streams: "
+                   f"max {held.get('max_in_use', held['max_active'])} (target 0); open: max {held['max']}, "
+                   f"with 0 streams max {none.get('max', '-')} (idle in the pools)")
     post = post_latency(results)
     if post and post["app_p50"] and post["insert_p50"]:
         out.append(f"POST p50 {ms(post['app_p50'])} = {post['app_p50'] / post['insert_p50']:.1f}x the INSERT "

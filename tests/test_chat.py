@@ -1067,9 +1067,10 @@ def test_direct_room_page_titles_it_with_the_other_persons_name(client, direct, 
 
 # Session, user, room, channels, 3 event counters (room, user, course), page, has_older, can_moderate,
 # sidebar rooms + participants + last messages, mute. Measured: 14 on SQLite and PostgreSQL.
-# Session, user, room, channels (3 event ids), read marker (opening reads), messages, receipts,
-# presence, members, mute, sidebar rooms and last messages, the notifications badge.
-ROOM_PAGE_QUERIES = 23
+# Session, user, room, the reader's enrolment, channels (3 event ids), read marker (opening
+# reads), messages, receipts, presence, members, mute, sidebar rooms and last messages, the
+# notifications badge.
+ROOM_PAGE_QUERIES = 24
 
 
 def fill_room(room, authors, count):

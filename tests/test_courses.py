@@ -80,6 +80,18 @@ def test_is_course_member_for_instructors_and_students_only(course, instructor, 
     assert is_course_member(member, course.pk)
     assert not is_course_member(stranger, course.pk)
     assert not is_course_member(member, course.pk + 1000)
+    assert not is_course_member(AnonymousUser(), course.pk)
+
+
+def test_is_course_member_for_staff_is_every_course_that_exists(course, other_course, staff):
+    assert is_course_member(staff, course.pk)
+    assert is_course_member(staff, other_course.pk)
+    assert not is_course_member(staff, other_course.pk + 1000)
+
+
+def test_is_course_member_reads_one_row_for_a_student(course, member, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert is_course_member(member, course.pk)
 
 
 def test_is_course_instructor_for_instructors_and_staff_only(course, instructor, member, staff):

@@ -3,19 +3,34 @@
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from lms.chat.models import Message, Mute, Room
+from lms.courses.access import is_course_member
 from lms.courses.models import Course
 
 
+def may_read_room(user, room: Room) -> bool:
+    """`Room.objects.for_member(user)` for one room: every post and event stream asks it."""
+    if not user.is_authenticated:
+        return False
+    if room.is_direct:
+        return room.participants.filter(pk=user.pk).exists()
+    return is_course_member(user, room.course_id)
+
+
 def can_read_room(user, room_id: int) -> bool:
-    return Room.objects.for_member(user).filter(pk=room_id).exists()
+    room = Room.objects.only("kind", "course_id").filter(pk=room_id).order_by().first()
+    return room is not None and may_read_room(user, room)
 
 
 def access_room(user, room_id: int) -> Room:
     """The room if `user` may read it. Missing and forbidden both 404, so ids can't be probed."""
-    return get_object_or_404(Room.objects.for_member(user).select_related("course"), pk=room_id)
+    room = get_object_or_404(Room.objects.select_related("course"), pk=room_id)
+    if not may_read_room(user, room):
+        raise Http404
+    return room
 
 
 def access_message(user, message_id: int) -> Message:

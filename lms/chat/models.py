@@ -17,10 +17,11 @@ class RoomQuerySet(models.QuerySet):
         if not user.is_authenticated:
             return self.none()
         courses = Course.objects.for_member(user).values("pk")
+        directs = Room.participants.through.objects.filter(user=user).values("room_id")
         return self.filter(
             Q(kind__in=[Room.Kind.COURSE, Room.Kind.STREAM], course__in=courses)
-            | Q(kind=Room.Kind.DIRECT, participants=user)
-        ).distinct()
+            | Q(kind=Room.Kind.DIRECT, pk__in=directs)
+        )
 
     def listed(self) -> "RoomQuerySet":
         """Rooms chat home lists: a livestream's chat lives on its stream page."""

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 
+from lms.realtime import outbox
 from lms.realtime.channels import can_read_channel, channel, parse_channel, register_channel
 from lms.realtime.hub import current_hub, redis_key
 
@@ -58,10 +59,11 @@ def event_stream_url(channels: list[str]) -> str:
 
 
 def publish(channel_name: str, event: str, data: str, *, stored: bool = True) -> int | None:
-    """Store (unless `stored` is false) and announce one event now; returns its id.
+    """Store (unless `stored` is false) and announce one event; returns its id.
 
     Storing comes first, so a page that was away replays it. If Redis is down the event is
-    still stored and every process picks it up from storage once Redis is back.
+    still stored and every process picks it up from storage once Redis is back. Within a
+    request the announcement waits until the response is sent (`lms.realtime.outbox`).
     """
     from django_eventstream.utils import get_storage, publish_event
 
@@ -70,7 +72,9 @@ def publish(channel_name: str, event: str, data: str, *, stored: bool = True) ->
         storage_id = get_storage().append_event(channel_name, event, data).id
         eid = int(storage_id)
     message = {"channel": channel_name, "event_type": event, "data": data, "pub_id": eid}
-    if settings.REDIS_URL:
+    if outbox.defer(message):
+        pass  # announced as soon as the request's response is sent
+    elif settings.REDIS_URL:
         _publish_to_redis(redis_key("events"), message)
     else:
         hub = current_hub()

@@ -4,6 +4,7 @@ import gc
 import logging
 
 from lms.realtime import STREAM_PATH
+from lms.realtime.outbox import after_response
 from lms.realtime.stream import serve_stream
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,8 @@ class EventStreamRouter:
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
         else:
-            await self.django_app(scope, receive, send)
+            async with after_response():
+                await self.django_app(scope, receive, send)
 
     async def lifespan(self, receive, send) -> None:
         while True:

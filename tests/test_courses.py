@@ -7,7 +7,9 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.management import call_command
+from django.db import connection
 from django.http import Http404, HttpRequest
+from django.test.utils import CaptureQueriesContext
 
 import lms.realtime
 from lms.accounts.models import User
@@ -89,9 +91,18 @@ def test_is_course_member_for_staff_is_every_course_that_exists(course, other_co
     assert not is_course_member(staff, other_course.pk + 1000)
 
 
-def test_is_course_member_reads_one_row_for_a_student(course, member, django_assert_num_queries):
-    with django_assert_num_queries(1):
+def test_membership_is_looked_up_by_user_without_joining_every_enrolment(course, member):
+    """Joining enrolments and then DISTINCT read all of a course's enrolments per check."""
+    sql = str(Course.objects.for_member(member).query).upper()
+    assert "JOIN" not in sql and "DISTINCT" not in sql
+
+
+def test_is_course_member_probes_one_enrolment_for_a_student(course, member):
+    with CaptureQueriesContext(connection) as queries:
         assert is_course_member(member, course.pk)
+    [query] = queries.captured_queries
+    assert "JOIN" not in query["sql"].upper()
+    assert '"course_id" = ' in query["sql"] and '"user_id" = ' in query["sql"]
 
 
 def test_is_course_instructor_for_instructors_and_staff_only(course, instructor, member, staff):

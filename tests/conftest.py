@@ -1,10 +1,50 @@
 import asyncio
+import logging
 import os
 
 import pytest
 
 from tests.factories import CourseFactory, InstructorFactory, UserFactory
-from tests.servers import AppServer, RedisServer, database_url
+from tests.servers import AppServer, RedisServer, database_url, server_errors
+
+
+class _ErrorRecords(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def fail_on_logged_errors(request):
+    """Fail any test during which the app logged at ERROR, in this process (the hub's callbacks
+    and exceptions the event loop swallowed included) or in an app server a test started.
+
+    An error a test provokes on purpose is its own business when it reads the log (`caplog`);
+    an app server's errors always fail.
+    """
+    handler = _ErrorRecords()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    found = [] if "caplog" in request.fixturenames else [handler.format(r) for r in handler.records]
+    found += server_errors()
+    if found:
+        pytest.fail("The app logged errors during this test:\n\n" + "\n\n".join(found), pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Errors app servers wrote after the last test that could report them (at their stop)."""
+    leftover = server_errors()
+    if leftover:
+        print("\nThe app servers logged errors after the last test:\n\n" + "\n\n".join(leftover))
+        session.exitstatus = 1
 
 
 @pytest.fixture

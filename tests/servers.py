@@ -1,6 +1,7 @@
 """Real servers for tests, each on 127.0.0.1 and a free port, stopped when done."""
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -33,8 +34,18 @@ def database_url(settings_dict: dict) -> str:
     return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
 
 
+# What an app server writes when something went wrong: a traceback, or a record at ERROR
+# (ours: "<time> ERROR <logger>: ..."; uvicorn's: "ERROR:    Exception in ASGI application").
+SERVER_ERROR = re.compile(r"Traceback \(most recent call last\)|(^|\s)(ERROR|CRITICAL)(:|\s)")
+
+
 class AppServer:
-    """The ASGI app under uvicorn, in a process of its own, against the test database."""
+    """The ASGI app under uvicorn, in a process of its own, against the test database.
+
+    Every server running is in `AppServer.running`: after each test, `tests/conftest.py` reads
+    what they wrote meanwhile and fails the test on any error (`server_errors`)."""
+
+    running: set["AppServer"] = set()
 
     def __init__(self, env: dict[str, str], port: int | None = None):
         self.port = port or free_port()
@@ -42,14 +53,16 @@ class AppServer:
         self.env = env
         self.process = None
         self.log = ROOT / f".uvicorn-{self.port}.log"
+        self.read_to = 0
 
     def start(self, timeout: float = 30) -> "AppServer":
         env = {**os.environ, **self.env, "DJANGO_SETTINGS_MODULE": "tests.settings"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "lms.asgi:application", "--host", "127.0.0.1",
              "--port", str(self.port), "--timeout-graceful-shutdown", "2", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=self.log.open("a"), stderr=subprocess.STDOUT,
         )
+        AppServer.running.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -62,6 +75,21 @@ class AppServer:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
 
+    def read_errors(self) -> None:
+        """Put what the server wrote since the last read that reports an error in `ERRORS`."""
+        try:
+            with self.log.open(errors="replace") as log:
+                log.seek(self.read_to)
+                text = log.read()
+                self.read_to = log.tell()
+        except FileNotFoundError:
+            return
+        lines = text.splitlines()
+        ERRORS.extend(
+            f"app server on port {self.port}:\n" + "\n".join(lines[i:i + 15])
+            for i, line in enumerate(lines) if SERVER_ERROR.search(line)
+        )
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -70,7 +98,22 @@ class AppServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        AppServer.running.discard(self)
+        self.read_errors()  # what it wrote on its way out counts too
         self.log.unlink(missing_ok=True)
+
+
+# Errors the app servers wrote and no test has reported yet (see `server_errors`).
+ERRORS: list[str] = []
+
+
+def server_errors() -> list[str]:
+    """Every error the app servers wrote since the last call (running or stopped since)."""
+    for server in list(AppServer.running):
+        server.read_errors()
+    found = ERRORS[:]
+    ERRORS.clear()
+    return found
 
 
 class RedisServer:

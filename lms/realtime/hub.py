@@ -25,7 +25,7 @@ from urllib.parse import quote
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import connections
+from django.db import OperationalError, connections
 
 from lms.realtime.channels import is_watched, occupancy_callback, presence_callback
 
@@ -368,6 +368,9 @@ class Hub:
                         continue
                     try:
                         await run_db(callback, pk, value)
+                    except OperationalError as error:  # the database away or a deadlock: next second
+                        logger.warning("Occupancy callback for %s failed (%s); trying again.", name, error)
+                        self.occupancy_dirty.add(name)
                     except Exception:
                         logger.exception("Occupancy callback for %s failed.", name)
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from lms.accounts.models import User
 from lms.realtime import channel, present_users, publish_fragment_on_commit
+from lms.realtime.coalesce import coalesce
 
 
 def do_update_profile(user: User, *, display_name: str, time_zone: str, send_read_receipts: bool) -> None:
@@ -42,17 +43,27 @@ def do_announce(user: User, *, text: str) -> None:
 
 def announce_online(user_id: int, user_ids: set[int]) -> None:
     """Called by lms.realtime (at most once a second) when a user opens their first page or
-    closes their last: tell the pages of the courses they are in, where their dots are."""
-    from lms.courses.models import Course
+    closes their last: tell the pages of the courses they are in, where their dots are.
 
-    context = {"signal_user": user_id, "online": bool(user_ids)}
-    courses = Course.objects.filter(instructors=user_id).values_list("pk", flat=True).union(
-        Course.objects.filter(enrolments__user=user_id).values_list("pk", flat=True)
+    The changes of everyone in a course are pushed together, at most every half second: at the
+    start of a lecture hundreds arrive at once, and each course page gets one event for them
+    all, not one per person.
+    """
+    from lms.courses.models import Course, Enrolment
+
+    taught = Course.instructors.through.objects.filter(user_id=user_id).values_list("course_id", flat=True)
+    enrolled = Enrolment.objects.filter(user_id=user_id).values_list("course_id", flat=True)
+    for course_id in {*taught, *enrolled}:
+        coalesce("online", course_id, {user_id: bool(user_ids)})
+
+
+def announce_course_online(course_id: int, changes: dict[int, bool]) -> None:
+    """Push who came online or went offline in a course since the last push."""
+    signals = [{"user": user_id, "online": online} for user_id, online in sorted(changes.items())]
+    publish_fragment_on_commit(
+        channel("course", course_id), "online_changed", "base.html#presence-signals", {"signals": signals},
+        stored=False,
     )
-    for course_id in courses:
-        publish_fragment_on_commit(
-            channel("course", course_id), "online_changed", "base.html#presence-signal", context, stored=False
-        )
 
 
 def online_ids(user_ids) -> set[int]:

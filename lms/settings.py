@@ -90,6 +90,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "lms.chat.context_processors.notifications",
+                "lms.chat.context_processors.unread",
             ],
         },
     },
@@ -195,6 +196,9 @@ RECORDING_MAX_BYTES = int(os.environ.get("RECORDING_MAX_BYTES", str(2 * 1024**3)
 # Flooding: at most this many messages per member per room in this many seconds.
 CHAT_FLOOD_LIMIT = int(os.environ.get("CHAT_FLOOD_LIMIT", "10"))
 CHAT_FLOOD_WINDOW = float(os.environ.get("CHAT_FLOOD_WINDOW", "10"))
+# "Seen by N" under messages only in rooms of at most this many people (and direct
+# conversations); never in a livestream's chat.
+CHAT_RECEIPTS_MAX_MEMBERS = int(os.environ.get("CHAT_RECEIPTS_MAX_MEMBERS", "30"))
 
 # Jitsi Meet, embedded on stream pages. JaaS (8x8) or a self-hosted Jitsi with JWT is a
 # setting away: set the app id, key id and private key and the server signs tokens.

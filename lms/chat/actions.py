@@ -12,6 +12,7 @@ from lms.chat.models import Message, ModerationEntry, Mute, Room
 from lms.chat.text import render_message
 from lms.courses.models import Course
 from lms.realtime import channel, publish_fragment_on_commit, publish_on_commit
+from lms.realtime.coalesce import coalesce
 
 room_channel = partial(channel, "room")
 
@@ -263,34 +264,70 @@ def present_people(user_ids: set[int]) -> dict:
 
 @transaction.atomic
 def do_mark_read(room: Room, *, user: User, last_id: int) -> bool:
-    """Move `user`'s read marker in `room` forward to `last_id` (never back); True if it moved."""
+    """Move `user`'s read marker in `room` forward to `last_id` (never back); True if it moved.
+
+    The user's pages get their new unread counts pushed (they need not ask). Receipts are pushed
+    for rooms that show them, coalesced: at most one event per room every RECEIPTS_DELAY
+    seconds, carrying only the messages whose "seen" changed.
+    """
     from lms.chat.models import ReadMarker
 
     last_id = min(last_id, room.messages.order_by("-pk").values_list("pk", flat=True).first() or 0)
     marker, _ = ReadMarker.objects.select_for_update().get_or_create(room=room, user=user)
     if last_id <= marker.last_read_id:
         return False
+    before = marker.last_read_id
     marker.last_read_id = last_id
     marker.updated = timezone.now()
     marker.save(update_fields=["last_read_id", "updated"])
-    publish_on_commit(channel("user", user.pk), "unread_changed", "", stored=False)
-    if user.send_read_receipts:
-        _announce_receipts(room)
+    transaction.on_commit(lambda: _announce_unread(user), robust=True)
+    if user.send_read_receipts and room.kind != Room.Kind.STREAM:
+        transaction.on_commit(
+            lambda: coalesce("receipts", room.pk, {"lo": before, "hi": last_id}), robust=True
+        )
     return True
 
 
-def _announce_receipts(room: Room) -> None:
-    from lms.chat.receipts import annotate_receipts
+def _announce_unread(user: User) -> None:
+    from lms.chat.receipts import unread_state
 
-    def push() -> None:
-        messages = list(room.messages.filter(deleted__isnull=True).order_by("-pk")[:50])
-        annotate_receipts(room, messages)
-        publish_fragment_on_commit(
-            room_channel(room.pk), "receipts_changed", "chat/room.html#receipts",
-            {"chat_messages": messages, "room": room}, stored=False,
-        )
+    publish_fragment_on_commit(
+        channel("user", user.pk), "unread_changed", "base.html#unread-state",
+        {"unread": unread_state(user), "oob": True}, stored=False,
+    )
 
-    transaction.on_commit(push)
+
+RECEIPTS_DELAY = 2.0  # seconds: at most one receipts event per room this often (per process)
+
+
+def widen_read_range(pending: dict, items: dict) -> None:
+    """Coalesced receipts: the messages between the lowest old marker and the highest new one."""
+    pending["lo"] = min(pending.get("lo", items["lo"]), items["lo"])
+    pending["hi"] = max(pending.get("hi", items["hi"]), items["hi"])
+
+
+def announce_receipts(room_id: int, changed: dict) -> None:
+    """Push the "seen" of the messages whose readers changed: those between the markers' old and
+    new places (and, in a direct conversation, the one that said "Seen" before)."""
+    from lms.chat.receipts import annotate_receipts, receipts_shown
+
+    room = Room.objects.filter(pk=room_id).first()
+    if room is None or not receipts_shown(room):
+        return
+    lo = room.messages.filter(pk__lte=changed["lo"]).order_by("-pk").values_list("pk", flat=True).first() or 0
+    messages = list(
+        room.messages.filter(pk__gte=lo, pk__lte=changed["hi"], deleted__isnull=True).order_by("-pk")[:RECEIPTS_MAX]
+    )
+    if not messages:
+        return
+    annotate_receipts(room, messages)
+    publish_fragment_on_commit(
+        room_channel(room.pk), "receipts_changed", "chat/room.html#receipts",
+        {"chat_messages": messages, "room": room}, stored=False,
+    )
+
+
+RECEIPTS_MAX = 50  # messages per receipts event: older ones are far up the page
 
 
 def _notify_mentions(message: Message) -> None:

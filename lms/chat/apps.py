@@ -8,10 +8,19 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         from lms.chat.access import can_read_room
-        from lms.chat.actions import TYPING_SECONDS, announce_room_presence, announce_typing
+        from lms.chat.actions import (
+            RECEIPTS_DELAY,
+            TYPING_SECONDS,
+            announce_receipts,
+            announce_room_presence,
+            announce_typing,
+            widen_read_range,
+        )
         from lms.realtime import register_channel
+        from lms.realtime.coalesce import register_coalesced
         from lms.realtime.ephemeral import register_ephemeral
 
         # Who has the room open is pushed at most once a second, from the open streams.
         register_channel("room", can_read_room, on_presence=announce_room_presence)
         register_ephemeral("typing", ttl=TYPING_SECONDS, on_change=announce_typing)
+        register_coalesced("receipts", delay=RECEIPTS_DELAY, run=announce_receipts, merge=widen_read_range)

@@ -96,22 +96,68 @@
     try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; }
   }
 
-  // Unread counts: #unread-state (re-fetched by htmx when messages arrive) says them; every
-  // badge on the page follows it, including badges inside fragments pushed since.
-  function applyUnread() {
+  // Unread counts. The page starts from #unread-state: the counts per room, and `upto`, the
+  // newest message they include. It counts by itself each message by someone else that a
+  // chat home line announces (room_summary), and takes the counts the server pushes when this
+  // user reads a room, in any tab (unread_changed swaps #unread-state). No request per message.
+  var me = document.body.dataset.user || "";
+  var unread = { counts: {}, upto: 0 }, unreadEl = null;
+  var counted = {};   // room -> newest message id counted
+  var recent = [];    // the latest announcements, counted again over a pushed state older than them
+
+  function readUnreadState() {
     var state = document.getElementById("unread-state");
-    if (!state) return;
+    if (!state || state === unreadEl) return;
+    unreadEl = state;
     var counts = {};
     (state.dataset.counts || "").trim().split(/\s+/).forEach(function (pair) {
       var parts = pair.split(":");
       if (parts.length === 2) counts[parts[0]] = parseInt(parts[1], 10);
     });
+    unread = { counts: counts, upto: parseInt(state.dataset.upto || "0", 10) };
+    counted = {};
+    recent.forEach(countMessage);
+  }
+
+  function readingNow(room) {
+    var list = document.querySelector("#messages[data-read-url]");
+    return Boolean(list) && list.dataset.room === room && document.visibilityState === "visible";
+  }
+
+  function countMessage(said) {
+    if (said.author === me || said.id <= unread.upto || said.id <= (counted[said.room] || 0)) return;
+    counted[said.room] = said.id;
+    if (readingNow(said.room)) return; // the read report covers it
+    unread.counts[said.room] = (unread.counts[said.room] || 0) + 1;
+  }
+
+  document.addEventListener("htmx:sseBeforeMessage", function (evt) {
+    var event = evt.detail;
+    if (evt.defaultPrevented || !event || event.type !== "room_summary") return;
+    var html = event.data || "";
+    var room = /id="room-summary-(\d+)"/.exec(html);
+    var last = /data-last="(\d+)"/.exec(html);
+    var author = /data-last-author="(\d+)"/.exec(html);
+    if (room && last) {
+      readUnreadState();
+      var said = { room: room[1], id: parseInt(last[1], 10), author: author ? author[1] : "" };
+      recent.push(said);
+      if (recent.length > 200) recent.shift();
+      countMessage(said);
+    }
+    // A line for a room this page does not list: nothing to swap.
+    if (room && !document.getElementById("room-summary-" + room[1])) evt.preventDefault();
+  });
+
+  function applyUnread() {
+    readUnreadState();
+    var total = 0;
+    Object.keys(unread.counts).forEach(function (room) { total += unread.counts[room]; });
     document.querySelectorAll("[data-unread-room]").forEach(function (badge) {
-      var n = counts[badge.dataset.unreadRoom] || 0;
+      var n = unread.counts[badge.dataset.unreadRoom] || 0;
       badge.textContent = n ? String(n) : "";
       badge.hidden = !n;
     });
-    var total = parseInt(state.dataset.total || "0", 10);
     document.querySelectorAll("[data-unread-total]").forEach(function (badge) {
       badge.textContent = total ? String(total) : "";
       badge.hidden = !total;
@@ -119,7 +165,7 @@
   }
 
   // Online dots: the page starts with who is online (body[data-online]) and follows the
-  // signals pushed when someone opens their first page or closes their last.
+  // signals pushed when people open their first page or close their last.
   var online = new Set((document.body.dataset.online || "").split(" ").filter(Boolean));
   function applyPresence() {
     document.querySelectorAll("[data-presence-signal]").forEach(function (signal) {
@@ -133,22 +179,54 @@
     });
   }
 
-  // Reading: tell the server, in batches, how far this page has shown the room while visible.
-  var reported = 0, readTimer = null;
-  function reportRead() {
-    var list = document.querySelector("#messages[data-read-url]");
-    if (!list || document.visibilityState !== "visible") return;
+  // Reading: tell the server how far this page has shown the room while it is visible. One
+  // report at most every READ_REPORT_MS while messages arrive, and one that long after the
+  // last, whatever else the page receives meanwhile. (bench/ mirrors this timing.)
+  var READ_REPORT_MS = 2000;
+  function newestShown(list) {
     var last = list.querySelector(".message:last-of-type");
-    var id = last ? parseInt(last.id.replace("message-", ""), 10) : 0;
-    if (!id || id <= reported) return;
-    window.clearTimeout(readTimer);
+    return last ? parseInt(last.id.replace("message-", ""), 10) || 0 : 0;
+  }
+  var readList = document.querySelector("#messages[data-read-url]");
+  var reported = readList ? newestShown(readList) : 0; // opening the room read it
+  var readTimer = null;
+  function reportRead() {
+    if (readTimer) return;
+    var list = document.querySelector("#messages[data-read-url]");
+    if (!list || document.visibilityState !== "visible" || newestShown(list) <= reported) return;
     readTimer = window.setTimeout(function () {
-      reported = Math.max(reported, id);
+      readTimer = null;
+      var list = document.querySelector("#messages[data-read-url]");
+      if (!list || document.visibilityState !== "visible") return;
+      var id = newestShown(list);
+      if (id <= reported) return;
+      reported = id;
       var body = new URLSearchParams({ last_id: String(id) });
       fetch(list.dataset.readUrl, { method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrf() } });
-    }, 1500);
+    }, READ_REPORT_MS);
   }
   document.addEventListener("visibilitychange", reportRead);
+
+  // Regions re-fetched when events arrive (data-refresh-on="event ..." and
+  // hx-trigger="lms:refresh"), coalesced: one request at most every data-refresh-ms
+  // (3000 by default) while the events come, and one after the last.
+  var refreshes = {};
+  document.addEventListener("htmx:sseMessage", function (evt) {
+    var type = evt.detail && evt.detail.type;
+    if (!type) return;
+    document.querySelectorAll("[data-refresh-on]").forEach(function (el) {
+      if (!el.id || el.dataset.refreshOn.split(/\s+/).indexOf(type) < 0) return;
+      var due = refreshes[el.id] || (refreshes[el.id] = { last: 0, timer: null });
+      if (due.timer) return;
+      var wait = Math.max(0, due.last + parseInt(el.dataset.refreshMs || "3000", 10) - Date.now());
+      due.timer = window.setTimeout(function () {
+        due.timer = null;
+        due.last = Date.now();
+        var current = document.getElementById(el.id);
+        if (current) htmx.trigger(current, "lms:refresh");
+      }, wait);
+    });
+  });
 
   // After a reconnect, messages that arrive (the replayed ones) are marked "new" for a while.
   var replaying = false, wasDown = false;

@@ -217,3 +217,35 @@ def test_a_crowd_arriving_makes_one_presence_push_per_course(member, ben, course
     [(channel, event, html)] = sent_events
     assert (channel, event) == (f"course-{course.pk}", "online_changed")
     assert html.count("data-presence-signal=") == len(crowd)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_votes_makes_one_push_of_the_ranked_list(stream, member, ben, course, sent_events):
+    """A hall upvoting at once: one re-ranked list per period for viewers and the panel, with
+    every vote in it, not one list per vote to every viewer."""
+    from lms.qa.actions import do_ask_question, do_set_vote
+
+    question, _ = do_ask_question(stream, author=member, text="Will this be on the exam?")
+    voters = [ben, *(UserFactory() for _ in range(9))]
+    for voter in voters[1:]:
+        course.enrolments.create(user=voter)
+    sent_events.clear()
+
+    async def scenario():
+        hub = get_hub()
+        try:
+            for voter in voters:
+                await asyncio.to_thread(do_set_vote, question, user=voter, voted=True)
+            for _ in range(60):
+                if len(sent_events) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.7)  # nothing more comes for this burst
+        finally:
+            await hub.stop()
+
+    run(scenario())
+    assert sorted((channel, event) for channel, event, _ in sent_events) == [
+        (f"stream-{stream.pk}", "questions_changed"), (f"stream_manage-{stream.pk}", "questions_changed"),
+    ]
+    assert all('<span class="vote-count">10</span>' in html for _, _, html in sent_events)

@@ -16,12 +16,25 @@ from lms.accounts.models import User
 from lms.livestream.models import Stream
 from lms.qa.models import Poll, PollOption, PollVote, Question, Vote
 from lms.realtime import channel, publish_snapshot_on_commit
+from lms.realtime.coalesce import coalesce
+
+
+# Votes come in bursts (a lecture hall upvoting at once): the re-ranked list and a poll's
+# results are pushed at most this often per stream and poll, each push with every vote so far.
+PUSH_DELAY = 0.5
 
 
 def announce_questions(stream: Stream) -> None:
-    """Push the re-ranked list to viewers and to the control panel, rendered once each."""
+    """Push the re-ranked list to viewers and to the control panel, once the transaction
+    commits, coalesced (`PUSH_DELAY`)."""
+    transaction.on_commit(lambda: coalesce("questions", stream.pk), robust=True)
+
+
+def push_questions(stream_id: int, _changes: dict) -> None:
+    """The list as it is now, rendered once for viewers and once for the control panel."""
 
     def build():
+        stream = Stream.objects.get(pk=stream_id)
         questions = list(Question.objects.filter(stream=stream).visible().ranked())
         context = {"stream": stream, "questions": questions}
         return [
@@ -29,8 +42,8 @@ def announce_questions(stream: Stream) -> None:
             (channel("stream_manage", stream.pk), "questions_changed", "qa/panel.html#question-queue", context),
         ]
 
-    # Two votes at once: the list pushed last is ranked with both.
-    publish_snapshot_on_commit(Stream.objects.filter(pk=stream.pk), build)
+    # Two pushes at once (two processes): the list stored last is ranked with both.
+    publish_snapshot_on_commit(Stream.objects.filter(pk=stream_id), build)
 
 
 def _recount(question: Question) -> None:
@@ -161,8 +174,20 @@ def do_post_unanswered_summary(stream: Stream, *, author: User) -> None:
 
 
 def announce_poll(poll: Poll, *, created: bool = False) -> None:
+    """Push a new poll at once, and its changed results coalesced (`PUSH_DELAY`)."""
+    if created:
+        _push_poll(poll.pk, created=True)
+    else:
+        transaction.on_commit(lambda: coalesce("poll", poll.pk), robust=True)
+
+
+def push_poll_results(poll_id: int, _changes: dict) -> None:
+    _push_poll(poll_id)
+
+
+def _push_poll(poll_id: int, *, created: bool = False) -> None:
     def build():
-        fresh = Poll.objects.get(pk=poll.pk)
+        fresh = Poll.objects.get(pk=poll_id)
         counts = dict(PollVote.objects.filter(poll=fresh).values_list("option").annotate(n=Count("pk")))
         total = sum(counts.values())
         options = [
@@ -177,7 +202,7 @@ def announce_poll(poll: Poll, *, created: bool = False) -> None:
         ]
 
     # Two votes at once: the results pushed last count both.
-    publish_snapshot_on_commit(Poll.objects.filter(pk=poll.pk), build)
+    publish_snapshot_on_commit(Poll.objects.filter(pk=poll_id), build)
 
 
 @transaction.atomic

@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class QaConfig(AppConfig):
     name = "lms.qa"
     verbose_name = _("Q&A and polls")
+
+    def ready(self) -> None:
+        from lms.qa.actions import PUSH_DELAY, push_poll_results, push_questions
+        from lms.realtime.coalesce import register_coalesced
+
+        register_coalesced("questions", delay=PUSH_DELAY, run=push_questions)
+        register_coalesced("poll", delay=PUSH_DELAY, run=push_poll_results)

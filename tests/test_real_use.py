@@ -249,3 +249,31 @@ def test_a_burst_of_votes_makes_one_push_of_the_ranked_list(stream, member, ben,
         (f"stream-{stream.pk}", "questions_changed"), (f"stream_manage-{stream.pk}", "questions_changed"),
     ]
     assert all('<span class="vote-count">10</span>' in html for _, _, html in sent_events)
+
+
+# --- restarts -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stopping_the_server_ends_its_streams_cleanly_at_once(test_database_url, room, member, session_for):
+    """A deploy or restart (SIGTERM) ends every open stream at once, cleanly: the server does not
+    wait out its graceful period and then cancel them, with an error logged for each."""
+    import time
+
+    from tests.servers import AppServer
+    from tests.sse import SSEClient
+
+    server = AppServer({"DATABASE_URL": test_database_url}).start()
+    key = session_for(member)
+
+    async def scenario():
+        async with SSEClient(f"{server.url}/events/?channel=room-{room.pk}", session=key) as stream:
+            await stream.next_event(5, skip=())
+            started = time.monotonic()
+            await asyncio.to_thread(server.stop)
+            with pytest.raises(ConnectionError):  # the stream ended, not cut
+                await stream.next_event(5)
+            return time.monotonic() - started
+
+    took = run(scenario())
+    assert took < 1.5  # the tests' servers cancel what is left after 2 s

@@ -1,5 +1,6 @@
 """The project's ASGI application: event streams here, everything else to Django."""
 
+import asyncio
 import gc
 import logging
 
@@ -29,6 +30,7 @@ class EventStreamRouter:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 warm_up()
+                end_streams_on_exit()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 from lms.realtime import hub
@@ -37,6 +39,44 @@ class EventStreamRouter:
                     await hub._hub.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def end_streams_on_exit() -> None:
+    """When the server is told to stop (SIGTERM from gunicorn or a platform, Ctrl+C), end every
+    open stream at once, cleanly.
+
+    The server then waits for its open responses before it stops, and event streams never end
+    by themselves: without this, each restart would wait out the graceful period and then cancel
+    every stream, with an error in the log for each. The pages reconnect (to another worker or to
+    the restarted one) and replay what they missed. The server's own handler still runs: this
+    one is chained before it (uvicorn installs its handlers with `signal.signal` before the
+    application starts).
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+
+    def end_streams() -> None:
+        from lms.realtime import hub
+
+        if hub._hub is not None and hub._hub.loop is loop:
+            for subscribers in list(hub._hub.by_user.values()):
+                for subscriber in list(subscribers):
+                    subscriber.end()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
+        if not callable(previous):
+            continue
+
+        def handler(number, frame, previous=previous):
+            loop.call_soon_threadsafe(end_streams)
+            previous(number, frame)
+
+        signal.signal(signum, handler)
 
 
 def warm_up() -> None:

@@ -401,8 +401,8 @@ class Hub:
                 continue
             try:
                 await run_db(ephemeral.sweep)
-            except Exception:
-                logger.warning("Could not sweep expired typing signals.", exc_info=True)
+            except Exception as error:  # Redis away: typing signals wait, nothing else does
+                logger.warning("Could not sweep expired typing signals (%s).", error)
 
     async def _tick(self) -> None:
         """Keep every stream alive (proxies drop silent connections) and refresh stream counts."""

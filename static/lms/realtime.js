@@ -132,10 +132,15 @@
         evt.preventDefault();
       }
     });
-    document.body.addEventListener("htmx:sseOpen", function () { status(""); });
+    // The stream's state is on its element too (data-stream), for styles and tests.
+    document.body.addEventListener("htmx:sseOpen", function (evt) {
+      status("");
+      evt.target.setAttribute("data-stream", "open");
+    });
     document.body.addEventListener("htmx:sseError", function (evt) {
       var source = evt.detail && evt.detail.source;
       if (!source || source.readyState === EventSource.OPEN) return;
+      evt.target.setAttribute("data-stream", "reconnecting");
       status(message("reconnecting"));
       if (source.readyState === EventSource.CLOSED) probe(evt.target, source.url);
     });

@@ -32,7 +32,7 @@ def open_page(new_page, server, user, path):
     log_in(page, server, user.username)
     page.goto(server.url + path)
     expect(page.locator("#connection-status")).to_be_hidden()
-    page.wait_for_function("document.querySelector('[sse-connect]')['htmx-internal-data'].sseEventSource.readyState === 1")
+    expect(page.locator("[sse-connect][data-stream='open']")).to_have_count(1)
     return page
 
 

@@ -70,6 +70,29 @@ def course(db, instructor, member):
 
 
 @pytest.fixture
+def room(course, instructor):
+    """The course's first room, as its instructor opens it."""
+    from lms.chat.actions import do_create_room
+
+    return do_create_room(course, creator=instructor, name="General")
+
+
+@pytest.fixture
+def other_room(course, instructor):
+    from lms.chat.actions import do_create_room
+
+    return do_create_room(course, creator=instructor, name="Week 5")
+
+
+@pytest.fixture
+def ben(course):
+    """A second student of the course."""
+    ben = UserFactory(username="ben", display_name="Ben Okafor")
+    course.enrolments.create(user=ben)
+    return ben
+
+
+@pytest.fixture
 def sent_events(monkeypatch):
     """What actions publish: (channel, event, data) for each event, nothing is sent."""
     import lms.realtime

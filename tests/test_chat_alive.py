@@ -27,18 +27,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def room(course, instructor):
-    return do_create_room(course, creator=instructor, name="General")
-
-
-@pytest.fixture
-def ben(course):
-    ben = UserFactory(username="ben", display_name="Ben Okafor")
-    course.enrolments.create(user=ben)
-    return ben
-
-
-@pytest.fixture
 def typing_events(monkeypatch):
     """Each announcement of who is typing: (room id, [user ids])."""
     calls = []

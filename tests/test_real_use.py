@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lms.accounts.actions import announce_online
-from lms.chat.actions import announce_receipts, do_create_room, do_mark_read, do_post_message, widen_read_range
+from lms.chat.actions import announce_receipts, do_mark_read, do_post_message, widen_read_range
 from lms.chat.models import Room
 from lms.chat.receipts import annotate_receipts, receipts_shown
 from lms.realtime.coalesce import coalesce, register_coalesced
@@ -19,18 +19,6 @@ from tests.conftest import run
 from tests.factories import CourseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def room(course, instructor):
-    return do_create_room(course, creator=instructor, name="General")
-
-
-@pytest.fixture
-def ben(course):
-    ben = UserFactory(username="ben", display_name="Ben Okafor")
-    course.enrolments.create(user=ben)
-    return ben
 
 
 @pytest.fixture

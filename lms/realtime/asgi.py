@@ -3,12 +3,14 @@
 import asyncio
 import gc
 import logging
+import threading
 
 from lms.realtime import STREAM_PATH
 from lms.realtime.outbox import after_response
-from lms.realtime.stream import serve_stream
+from lms.realtime.stream import respond, serve_stream
 
 logger = logging.getLogger(__name__)
+_stopping = threading.Event()  # the server was told to stop: open no more streams
 
 
 class EventStreamRouter:
@@ -18,7 +20,10 @@ class EventStreamRouter:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"] == scope.get("root_path", "") + self.path:
-            await serve_stream(scope, receive, send)
+            if _stopping.is_set():  # a page reconnecting in the last moments: not here
+                await respond(send, 503, "unavailable", "The server is restarting.", headers=[(b"retry-after", b"1")])
+            else:
+                await serve_stream(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
         else:
@@ -53,7 +58,6 @@ def end_streams_on_exit() -> None:
     application starts).
     """
     import signal
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         return
@@ -73,6 +77,7 @@ def end_streams_on_exit() -> None:
             continue
 
         def handler(number, frame, previous=previous):
+            _stopping.set()
             loop.call_soon_threadsafe(end_streams)
             previous(number, frame)
 

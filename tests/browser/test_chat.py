@@ -3,23 +3,10 @@
 import pytest
 from playwright.sync_api import expect
 
-from lms.chat.actions import do_create_room, do_post_message
+from lms.chat.actions import do_post_message
 from tests.browser.conftest import log_in
-from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def room(course, instructor):
-    return do_create_room(course, creator=instructor, name="General")
-
-
-@pytest.fixture
-def ben(course):
-    ben = UserFactory(username="ben", display_name="Ben Okafor")
-    course.enrolments.create(user=ben)
-    return ben
 
 
 @pytest.fixture

@@ -3,29 +3,11 @@
 import pytest
 from playwright.sync_api import expect
 
-from lms.chat.actions import do_create_room, do_post_message
+from lms.chat.actions import do_post_message
 from tests.browser.conftest import log_in
-from tests.factories import UserFactory
 from tests.servers import AppServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def room(course, instructor):
-    return do_create_room(course, creator=instructor, name="General")
-
-
-@pytest.fixture
-def other_room(course, instructor):
-    return do_create_room(course, creator=instructor, name="Week 5")
-
-
-@pytest.fixture
-def ben(course):
-    ben = UserFactory(username="ben", display_name="Ben Okafor")
-    course.enrolments.create(user=ben)
-    return ben
 
 
 def open_room(new_page, server, user, room):

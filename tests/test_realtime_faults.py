@@ -1,0 +1,99 @@
+"""The live layer under faults and load: concurrent joins, Redis outages, ended sessions."""
+
+import asyncio
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import StreamFactory
+from tests.servers import AppServer
+
+needs_redis = [
+    pytest.mark.redis,
+    pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (the PostgreSQL + Redis pass)"),
+]
+
+
+def get(server, path: str, session: str | None = None, method: str = "GET", body: str = "", headers=None):
+    """(status, body) of one request to an app server."""
+    connection = HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        all_headers = dict(headers or {})
+        if session:
+            all_headers["Cookie"] = f"sessionid={session}" + all_headers.pop("Cookie", "")
+        connection.request(method, path, body=body or None, headers=all_headers)
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+def tracebacks(server) -> str:
+    text = server.log.read_text() if server.log.exists() else ""
+    return text if "Traceback" in text else ""
+
+
+# -- Redis under concurrency ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_threads_share_one_redis_client_safely(monkeypatch):
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("needs REDIS_URL (the PostgreSQL + Redis pass)")
+    import random
+    import time
+
+    import redis
+
+    import lms.realtime
+    from lms.realtime import occupancy
+
+    # Creating a client can be interrupted by a thread switch: make that likely.
+    real_from_url = redis.Redis.from_url.__func__
+
+    def slow_from_url(cls, *args, **kwargs):
+        client = real_from_url(cls, *args, **kwargs)
+        time.sleep(random.random() / 50)
+        return client
+
+    monkeypatch.setattr(redis.Redis, "from_url", classmethod(slow_from_url))
+    for _ in range(3):  # each round starts with no client, as a fresh process does
+        lms.realtime._redis.clear()
+        start = threading.Barrier(100)
+
+        def join(n):
+            start.wait()
+            time.sleep(random.random() / 50)
+            return [occupancy(f"stream-{n}") for _ in range(5)]
+
+        with ThreadPoolExecutor(100) as pool:
+            assert list(pool.map(join, range(100))) == [[0] * 5] * 100
+    lms.realtime._redis.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (the PostgreSQL + Redis pass)")
+def test_two_hundred_viewers_opening_a_stream_page_at_once_get_it(test_database_url, course, member, session_for):
+    stream = StreamFactory(course=course, live=True)
+    key = session_for(member)
+    path = reverse("livestream:detail", args=[stream.pk])
+    # A fresh process: the first requests are the ones that create its Redis client.
+    server = AppServer({"DATABASE_URL": test_database_url}).start()
+    try:
+        start = threading.Barrier(200)
+
+        def view(_):
+            start.wait()
+            return get(server, path, key)[0]
+
+        with ThreadPoolExecutor(200) as pool:
+            statuses = list(pool.map(view, range(200)))
+        assert statuses.count(200) == 200, {s: statuses.count(s) for s in set(statuses)}
+        assert not tracebacks(server)
+    finally:
+        server.stop()

@@ -97,3 +97,67 @@ def test_two_hundred_viewers_opening_a_stream_page_at_once_get_it(test_database_
         assert not tracebacks(server)
     finally:
         server.stop()
+
+
+# -- Redis down: writes answer as usual, ephemeral signals degrade -----------------------------
+
+CSRF = "a" * 32
+
+
+def post(server, path: str, session: str, data: dict | None = None):
+    from urllib.parse import urlencode
+
+    return get(
+        server, path, session, method="POST", body=urlencode(data or {}),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded", "HX-Request": "true",
+            "X-CSRFToken": CSRF, "Cookie": f"; csrftoken={CSRF}",
+        },
+    )
+
+
+def errors_logged(server) -> list[str]:
+    text = server.log.read_text() if server.log.exists() else ""
+    return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (the PostgreSQL + Redis pass)")
+def test_writes_answer_as_usual_while_redis_is_down(
+    redis_server, test_database_url, course, member, session_for, settings
+):
+    from lms.chat.models import Message
+    from lms.realtime import channel
+    from tests.factories import RoomFactory
+    from tests.sse import SSEClient
+
+    room = RoomFactory(course=course)
+    key = session_for(member)
+    settings.REDIS_URL = redis_server.url
+    server = AppServer({"DATABASE_URL": test_database_url, "REDIS_URL": redis_server.url}).start()
+    try:
+        async def scenario():
+            name = channel("room", room.pk)
+            async with SSEClient(f"{server.url}/events/?channel={name}", session=key) as stream:
+                await stream.next_event(5, skip=())
+                redis_server.stop()
+                typing = await asyncio.to_thread(post, server, f"/chat/{room.pk}/typing/", key)
+                sent = await asyncio.to_thread(
+                    post, server, f"/chat/{room.pk}/messages/", key, {"body": "Sent during the outage"}
+                )
+                health = await asyncio.to_thread(get, server, "/healthz")
+                assert (typing[0], sent[0]) == (204, 204), (typing, sent)
+                assert health[0] == 503 and '"redis": "down"' in health[1]
+                # Stored, and delivered from storage although Redis is still down.
+                event = await stream.next_event(10, skip=("stream-open", "typing"))
+                while event.type != "message_created":
+                    event = await stream.next_event(10, skip=("stream-open", "typing"))
+                assert "Sent during the outage" in event.data
+                redis_server.start()
+
+        asyncio.run(scenario())
+        assert Message.objects.filter(room=room, body="Sent during the outage").count() == 1
+        assert errors_logged(server) == []
+    finally:
+        server.stop()

@@ -392,14 +392,18 @@ class Hub:
         """Expire short-lived sets (who is typing) and announce the change."""
         from lms.realtime import ephemeral
 
+        failing = False
         while True:
             await asyncio.sleep(0.5)
             if not ephemeral._kinds:
                 continue
             try:
                 await run_db(ephemeral.sweep)
-            except Exception:
-                logger.warning("Could not sweep expired typing signals.", exc_info=True)
+                failing = False
+            except Exception as error:
+                if not failing:  # once per outage, not twice a second
+                    logger.warning("Could not sweep expired typing signals (%s).", error)
+                failing = True
 
     async def _tick(self) -> None:
         """Keep every stream alive (proxies drop silent connections) and refresh stream counts."""

@@ -161,3 +161,120 @@ def test_writes_answer_as_usual_while_redis_is_down(
         assert errors_logged(server) == []
     finally:
         server.stop()
+
+
+# -- Sessions that end end their streams; every stream has a maximum lifetime -----------------
+
+
+async def opened(*clients):
+    for client in clients:
+        assert await client.connect() == 200
+        await client.next_event(5, skip=())
+
+
+async def ended(client, within: float = 5) -> bool:
+    try:
+        while True:
+            await client.next_event(within)
+    except ConnectionError:
+        return True
+    except TimeoutError:
+        return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_logging_out_ends_that_sessions_streams_only(app_server, course, member, session_for):
+    from lms.realtime import channel, publish
+    from lms.realtime.hub import run_db
+    from tests.sse import SSEClient
+
+    name = channel("course", course.pk)
+    leaving, staying = session_for(member), session_for(member)
+    url = f"{app_server.url}/events/?channel={name}"
+
+    async def scenario():
+        a1, a2, b = SSEClient(url, session=leaving), SSEClient(url, session=leaving), SSEClient(url, session=staying)
+        await opened(a1, a2, b)
+        status, _ = await asyncio.to_thread(post, app_server, "/accounts/logout/", leaving)
+        assert status == 302
+        assert await ended(a1) and await ended(a2)
+        await run_db(publish, name, "note", "after the logout")
+        assert (await b.next_event(5)).data == "after the logout"
+        again = SSEClient(url, session=leaving)
+        assert await again.connect() == 403
+        for client in (a1, a2, b, again):
+            await client.close()
+
+    asyncio.run(scenario())
+    assert errors_logged(app_server) == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (the PostgreSQL + Redis pass)")
+def test_a_password_change_ends_the_users_streams_on_every_process(test_database_url, course, member, session_for):
+    from lms.realtime import channel
+    from lms.realtime.hub import run_db
+    from tests.sse import SSEClient
+
+    name = channel("course", course.pk)
+    key = session_for(member)
+    servers = [AppServer({"DATABASE_URL": test_database_url}).start() for _ in range(2)]
+
+    def change_password():
+        member.set_password("a new secret 123")
+        member.save()
+
+    try:
+        async def scenario():
+            clients = [SSEClient(f"{s.url}/events/?channel={name}", session=key) for s in servers]
+            await opened(*clients)
+            await run_db(change_password)
+            for client in clients:
+                assert await ended(client)
+                await client.close()
+            again = SSEClient(f"{servers[1].url}/events/?channel={name}", session=key)
+            assert await again.connect() == 403
+            await again.close()
+
+        asyncio.run(scenario())
+        assert [errors_logged(s) for s in servers] == [[], []]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_closes_at_its_maximum_lifetime_and_resumes_without_loss(test_database_url, course, member, session_for):
+    from lms.realtime import channel, publish
+    from lms.realtime.hub import run_db
+    from tests.sse import SSEClient
+
+    name = channel("course", course.pk)
+    key = session_for(member)
+    server = AppServer({"DATABASE_URL": test_database_url, "REALTIME_STREAM_MAX_SECONDS": "3"}).start()
+    url = f"{server.url}/events/?channel={name}"
+    try:
+        async def scenario():
+            loop = asyncio.get_running_loop()
+            stream = SSEClient(url, session=key)
+            await opened(stream)
+            began = loop.time()
+            await run_db(publish, name, "note", "one")
+            assert (await stream.next_event(5)).data == "one"
+            assert await ended(stream, within=6)
+            assert 2.3 < loop.time() - began < 4
+            await stream.close()
+            # Published while the page waits to reconnect: replayed, and nothing twice.
+            await run_db(publish, name, "note", "two")
+            assert stream.last_id == f"{name}:1"
+            again = SSEClient(url, session=key, headers={"Last-Event-ID": stream.last_id})
+            await opened(again)
+            event = await again.next_event(5)
+            assert (event.data, event.id) == ("two", f"{name}:2")
+            await again.close()
+
+        asyncio.run(scenario())
+        assert errors_logged(server) == []
+    finally:
+        server.stop()

@@ -168,8 +168,11 @@ def recheck_user_streams_on_commit(user_id: int) -> None:
     """After commit, end the user's open streams (on every process) that they may no longer read."""
 
     def send() -> None:
-        if settings.REDIS_URL:
-            _publish_to_redis(redis_key("control"), {"op": "recheck", "user_id": user_id})
+        message = {"op": "recheck", "user_id": user_id}
+        if outbox.defer(message):
+            pass  # sent with the request's events, once its response is
+        elif settings.REDIS_URL:
+            _publish_to_redis(redis_key("control"), message)
         else:
             hub = current_hub()
             if hub is not None:

@@ -100,12 +100,15 @@ class Subscriber:
 
     __slots__ = (
         "key", "user_id", "channels", "items", "wake", "overflow", "closed", "error", "reset",
+        "session_key", "expired",
     )
 
-    def __init__(self, user_id: int, channels: list[str]):
+    def __init__(self, user_id: int, channels: list[str], session_key: str | None = None):
         self.key = uuid.uuid4().hex
         self.user_id = user_id
         self.channels = channels
+        self.session_key = session_key  # re-checked when the user's access may have changed
+        self.expired = False  # reached its maximum lifetime: the page reconnects
         self.items: deque[Item] = deque()
         self.wake = asyncio.Event()
         self.overflow = False  # fell behind: catch up from storage
@@ -322,11 +325,23 @@ class Hub:
             self.loop.create_task(self._recheck(user_id, subs))
 
     async def _recheck(self, user_id: int, subs: list[Subscriber]) -> None:
-        from lms.realtime.access import refused_channels
+        """A stream whose session no longer signs its user in (logout, password change) just
+        ends: the page reconnects, is refused, and reloads to the sign-in page."""
+        from lms.realtime.access import stream_refusal
 
         for subscriber in subs:
-            refused = await run_db(refused_channels, user_id, subscriber.channels)
-            if refused:
+            if subscriber.closed or subscriber.error is not None:
+                continue
+            try:
+                signed_in, refused = await run_db(
+                    stream_refusal, user_id, subscriber.session_key, subscriber.channels
+                )
+            except Exception as error:  # the database is away: the next recheck or reconnect decides
+                logger.warning("Could not re-check a stream of user %s (%s).", user_id, error)
+                continue
+            if not signed_in:
+                subscriber.end()
+            elif refused:
                 subscriber.end(forbidden(refused))
 
     # -- occupancy (viewer counts) and presence (who is here) ---------------------------

@@ -278,3 +278,65 @@ def test_a_stream_closes_at_its_maximum_lifetime_and_resumes_without_loss(test_d
         assert errors_logged(server) == []
     finally:
         server.stop()
+
+
+# -- A dead worker's streams stop counting within seconds --------------------------------------
+
+
+async def open_streams(url: str, key: str, count: int, deadline: float) -> list:
+    """`count` open streams, retrying refusals (429) until `deadline` (loop time)."""
+    from tests.sse import SSEClient
+
+    loop, held = asyncio.get_running_loop(), []
+    while len(held) < count:
+        client = SSEClient(url, session=key)
+        status = await client.connect()
+        if status == 200:
+            held.append(client)
+            continue
+        await client.close()
+        assert status == 429, status
+        if loop.time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    return held
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (the PostgreSQL + Redis pass)")
+def test_a_killed_workers_streams_stop_counting_within_seconds(test_database_url, course, member, session_for):
+    from lms.realtime import channel
+    from tests.sse import SSEClient
+
+    name = channel("course", course.pk)
+    key = session_for(member)
+    doomed, survivor = [AppServer({"DATABASE_URL": test_database_url}).start() for _ in range(2)]
+    try:
+        async def scenario():
+            loop = asyncio.get_running_loop()
+            on_doomed = await open_streams(f"{doomed.url}/events/?channel={name}", key, 7, loop.time())
+            on_survivor = await open_streams(f"{survivor.url}/events/?channel={name}", key, 3, loop.time())
+            assert (len(on_doomed), len(on_survivor)) == (7, 3)
+            extra = SSEClient(f"{survivor.url}/events/?channel={name}", session=key)
+            assert await extra.connect() == 429
+            await extra.close()
+
+            doomed.process.kill()  # SIGKILL: no clean-up of any kind
+            killed = loop.time()
+            back = await open_streams(f"{survivor.url}/events/?channel={name}", key, 7, killed + 10)
+            recovered = loop.time() - killed
+            assert len(back) == 7, f"{len(back)} of 7 streams back after {recovered:.1f} s"
+            # The cap still holds: ten open, the eleventh refused.
+            extra = SSEClient(f"{survivor.url}/events/?channel={name}", session=key)
+            assert await extra.connect() == 429
+            for client in [*on_doomed, *on_survivor, *back, extra]:
+                await client.close()
+            return recovered
+
+        recovered = asyncio.run(scenario())
+        print(f"stream cap recovered {recovered:.1f} s after SIGKILL")
+        assert errors_logged(survivor) == []
+    finally:
+        doomed.stop()
+        survivor.stop()

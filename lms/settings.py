@@ -184,6 +184,9 @@ EVENTSTREAM_STORAGE_CLASS = "lms.realtime.storage.EventStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "lms.realtime.channels.ChannelManager"
 REALTIME_MAX_STREAMS_PER_USER = int(os.environ.get("REALTIME_MAX_STREAMS_PER_USER", "10"))
 REALTIME_KEEPALIVE_SECONDS = float(os.environ.get("REALTIME_KEEPALIVE_SECONDS", "20"))
+# An event stream closes after at most this long (less a random fifth) and the page
+# reconnects where it left off, its session checked again.
+REALTIME_STREAM_MAX_SECONDS = float(os.environ.get("REALTIME_STREAM_MAX_SECONDS", "3600"))
 # How often each process checks storage for events that did not reach it live (0: default,
 # every second without Redis, every 15 s with it).
 REALTIME_POLL_SECONDS = float(os.environ.get("REALTIME_POLL_SECONDS", "0"))

@@ -29,7 +29,10 @@ def healthz(request: HttpRequest) -> HttpResponse:
     checks = {"database": _database_ok(), **({"redis": _redis_ok()} if settings.REDIS_URL else {})}
     ok = all(checks.values())
     body = {"status": "ok" if ok else "unavailable", **{k: "ok" if v else "down" for k, v in checks.items()}}
-    return JsonResponse(body, status=200 if ok else 503)
+    response = JsonResponse(body, status=200 if ok else 503)
+    # The check that failed has logged a warning: the 503 is the report, not a server error.
+    response._has_been_logged = True
+    return response
 
 
 def _database_ok() -> bool:

@@ -25,6 +25,7 @@ class SSEClient:
         self.response_headers: dict[str, str] = {}
         self._reader = self._writer = None
         self._buffer = ""
+        self.last_id: str | None = None  # as a browser keeps it, for Last-Event-ID
 
     async def __aenter__(self) -> "SSEClient":
         await self.connect()
@@ -67,6 +68,7 @@ class SSEClient:
         while True:
             while "\n\n" in self._buffer:
                 block, self._buffer = self._buffer.split("\n\n", 1)
+                self._note_id(block)
                 event = self._parse(block)
                 if event is not None and event.type not in skip:
                     return event
@@ -88,6 +90,11 @@ class SSEClient:
         except TimeoutError:
             return True
         return False
+
+    def _note_id(self, block: str) -> None:
+        for line in block.split("\n"):
+            if line.startswith("id:"):
+                self.last_id = line[3:].removeprefix(" ")
 
     @staticmethod
     def _parse(block: str) -> Event | None:

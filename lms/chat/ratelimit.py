@@ -52,9 +52,12 @@ def _hit_redis(key: str, now: float, limit: int, window: float) -> int:
 
     client = _redis.get(settings.REDIS_URL)
     if client is None:
-        client = _redis[settings.REDIS_URL] = redis.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
-        )
+        with _lock:  # one client per process: a spare one closes its pool when collected
+            client = _redis.get(settings.REDIS_URL)
+            if client is None:
+                client = _redis[settings.REDIS_URL] = redis.Redis.from_url(
+                    settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+                )
     name = f"{settings.REALTIME_REDIS_PREFIX}:ratelimit:{key}"
     wait = float(client.eval(_SCRIPT, 1, name, now, window, limit, uuid.uuid4().hex))
     return max(1, math.ceil(wait)) if wait > 0 else 0

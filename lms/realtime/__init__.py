@@ -8,6 +8,7 @@ reconnects with its last event id gets everything it missed.
 
 import json
 import logging
+import threading
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 STREAM_PATH = "/events/"
 _redis: dict = {}
+_redis_lock = threading.Lock()
 
 
 def last_event_id(channels: list[str]) -> str:
@@ -166,8 +168,11 @@ def recheck_user_streams_on_commit(user_id: int) -> None:
     """After commit, end the user's open streams (on every process) that they may no longer read."""
 
     def send() -> None:
-        if settings.REDIS_URL:
-            _publish_to_redis(redis_key("control"), {"op": "recheck", "user_id": user_id})
+        message = {"op": "recheck", "user_id": user_id}
+        if outbox.defer(message):
+            pass  # sent with the request's events, once its response is
+        elif settings.REDIS_URL:
+            _publish_to_redis(redis_key("control"), message)
         else:
             hub = current_hub()
             if hub is not None:
@@ -187,11 +192,21 @@ def _publish_to_redis(key: str, message: dict) -> None:
 
 
 def _redis_client():
-    import redis
+    """This process's one synchronous Redis client, shared by every thread (its pool is
+    thread-safe).
 
+    Created under a lock: two request threads that both found no client used to create one
+    each, and the one left out of the dict closed its connection pool when it was collected,
+    under the other thread's command in flight ("I/O operation on closed file").
+    """
     client = _redis.get(settings.REDIS_URL)
     if client is None:
-        client = _redis[settings.REDIS_URL] = redis.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
-        )
+        import redis
+
+        with _redis_lock:
+            client = _redis.get(settings.REDIS_URL)
+            if client is None:
+                client = _redis[settings.REDIS_URL] = redis.Redis.from_url(
+                    settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
+                )
     return client

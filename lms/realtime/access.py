@@ -26,3 +26,14 @@ def refused_channels(user_or_id, channels: list[str]) -> list[str]:
         user = auth.get_user_model().objects.filter(pk=user_or_id, is_active=True).first()
         user = user or AnonymousUser()
     return [name for name in channels if not can_read_channel(user, name)]
+
+
+def stream_refusal(user_id: int, session_key: str | None, channels: list[str]) -> tuple[bool, list[str]]:
+    """Whether an open stream's session still signs in its user (it ends on logout, on a
+    password change elsewhere, or when it expires), and which channels the user may no
+    longer read."""
+    if session_key is not None:
+        user = user_from_session(session_key)
+        if user.pk != user_id:
+            return False, []
+    return True, refused_channels(user_id, channels)

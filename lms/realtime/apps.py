@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class RealtimeConfig(AppConfig):
     name = "lms.realtime"
     verbose_name = "Realtime"
+
+    def ready(self) -> None:
+        from lms.realtime import sessions
+
+        sessions.connect()

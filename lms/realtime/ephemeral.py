@@ -4,8 +4,12 @@
 at once; whenever a set gains or loses a member, the kind's `on_change(pk, members)` runs (in
 the process that saw the change; for expiry, in the one process that swept it). Nothing is
 written to the database: Redis sorted sets when REDIS_URL is set, memory otherwise.
+
+While Redis is down these signals are simply not given (a warning, nothing raised): a typing
+dot is not worth failing the request that carries it, nor the message that ends it.
 """
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from lms.realtime.hub import redis_key
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,11 +55,15 @@ def touch(kind: str, pk: int, member: int) -> bool:
     expiry = time.time() + spec.ttl
     if settings.REDIS_URL:
         one, every = _keys(kind, pk)
-        with _client().pipeline(transaction=True) as pipe:
-            pipe.zadd(one, {member: expiry})
-            pipe.zadd(every, {f"{pk}:{member}": expiry})
-            pipe.expire(one, int(spec.ttl) + 60)
-            added, *_ = pipe.execute()
+        try:
+            with _client().pipeline(transaction=True) as pipe:
+                pipe.zadd(one, {member: expiry})
+                pipe.zadd(every, {f"{pk}:{member}": expiry})
+                pipe.expire(one, int(spec.ttl) + 60)
+                added, *_ = pipe.execute()
+        except _redis_errors() as error:
+            logger.warning("Redis is unavailable (%s): %s signal not given.", error, kind)
+            return False
     else:
         with _lock:
             members = _memory[kind].setdefault(pk, {})
@@ -68,10 +78,15 @@ def discard(kind: str, pk: int, member: int) -> bool:
     """Remove `member` now (a message was sent); announces if it was there."""
     if settings.REDIS_URL:
         one, every = _keys(kind, pk)
-        with _client().pipeline(transaction=True) as pipe:
-            pipe.zrem(one, member)
-            pipe.zrem(every, f"{pk}:{member}")
-            removed, _ = pipe.execute()
+        try:
+            with _client().pipeline(transaction=True) as pipe:
+                pipe.zrem(one, member)
+                pipe.zrem(every, f"{pk}:{member}")
+                removed, _ = pipe.execute()
+        except _redis_errors() as error:
+            # The member expires by itself once Redis is back.
+            logger.warning("Redis is unavailable (%s): %s signal not withdrawn.", error, kind)
+            return False
     else:
         with _lock:
             removed = _memory[kind].get(pk, {}).pop(member, None) is not None
@@ -85,10 +100,20 @@ def members_of(kind: str, pk: int) -> list[int]:
     now = time.time()
     if settings.REDIS_URL:
         one, _ = _keys(kind, pk)
-        return [int(m) for m in _client().zrangebyscore(one, now, "+inf")]
+        try:
+            return [int(m) for m in _client().zrangebyscore(one, now, "+inf")]
+        except _redis_errors() as error:
+            logger.warning("Redis is unavailable (%s): %s members unknown.", error, kind)
+            return []
     with _lock:
         members = _memory[kind].get(pk, {})
         return [m for m, expiry in members.items() if expiry > now]
+
+
+def _redis_errors() -> tuple[type[Exception], ...]:
+    import redis
+
+    return (redis.RedisError, OSError)
 
 
 def sweep(now: float | None = None) -> int:

@@ -43,7 +43,12 @@ MAX_QUEUED = 2000
 GAP_WAIT = 0.25
 # How much a reconnecting or lagging stream replays before it is told to reload instead.
 REPLAY_LIMIT = 500
-STREAM_TTL = 120
+# Streams are counted per process (a hash of user -> streams) under a lease this long, renewed
+# every LEASE_RENEW seconds: a process that dies stops counting within LEASE_SECONDS.
+LEASE_SECONDS = 5.0
+LEASE_RENEW = 1.5
+# Now and then each process rewrites its counts whole, mending whatever an outage skewed.
+RESYNC_SECONDS = 30.0
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _db_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="realtime-db")
@@ -100,12 +105,15 @@ class Subscriber:
 
     __slots__ = (
         "key", "user_id", "channels", "items", "wake", "overflow", "closed", "error", "reset",
+        "session_key", "expired",
     )
 
-    def __init__(self, user_id: int, channels: list[str]):
+    def __init__(self, user_id: int, channels: list[str], session_key: str | None = None):
         self.key = uuid.uuid4().hex
         self.user_id = user_id
         self.channels = channels
+        self.session_key = session_key  # re-checked when the user's access may have changed
+        self.expired = False  # reached its maximum lifetime: the page reconnects
         self.items: deque[Item] = deque()
         self.wake = asyncio.Event()
         self.overflow = False  # fell behind: catch up from storage
@@ -140,6 +148,7 @@ class Hub:
         self.redis_url = settings.REDIS_URL
         self.redis = None  # an asyncio client for the per-user stream count, when Redis is up
         self.redis_up = False
+        self.redis_tried = asyncio.Event()  # set once the first connection to Redis is tried
         self.tasks: list[asyncio.Task] = []
         self.started = False
         # Channels whose number of streams changed since it was last announced.
@@ -158,6 +167,7 @@ class Hub:
         self.tasks.append(self.loop.create_task(self._sweep_ephemeral()))
         if self.redis_url:
             self.tasks.append(self.loop.create_task(self._listen()))
+            self.tasks.append(self.loop.create_task(self._heartbeat()))
 
     async def stop(self) -> None:
         for subscriber in [s for subs in self.by_user.values() for s in subs]:
@@ -167,6 +177,7 @@ class Hub:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks.clear()
         if self.redis is not None:
+            await self._quietly(self._release_lease())
             await self.redis.aclose()
 
     # -- subscribers --------------------------------------------------------------------
@@ -197,31 +208,93 @@ class Hub:
             if not mine:
                 del self.by_user[subscriber.user_id]
         if self.redis_up and self.redis is not None:
-            key = redis_key(f"streams:{subscriber.user_id}")
-            self.loop.create_task(self._quietly(self.redis.zrem(key, subscriber.key)))
+            self.loop.create_task(self._quietly(self.redis.hincrby(self._counts_key(), subscriber.user_id, -1)))
+
+    # -- the per-user limit of streams, across processes ----------------------------------
+    #
+    # Each process keeps, in a hash of its own, how many streams each user has open in it;
+    # the hash lives only as long as the process renews its lease (`_heartbeat`), and a
+    # sorted set lists the processes by lease expiry. A user's count is the sum of their
+    # field over the processes whose lease holds: a killed process stops counting within
+    # LEASE_SECONDS, with no clean-up by anyone.
+
+    def _counts_key(self, worker_id: str | None = None) -> str:
+        return redis_key(f"streams-of:{worker_id or self.worker_id}")
 
     async def admit(self, subscriber: Subscriber, limit: int) -> bool:
         """Whether the user may open one more stream: at most `limit` across all processes."""
         local = len(self.by_user.get(subscriber.user_id, ()))
         if local >= limit:
             return False
+        if self.redis_url and not self.redis_tried.is_set():
+            # A process's first streams wait for its first connection, or they go uncounted.
+            try:
+                await asyncio.wait_for(self.redis_tried.wait(), 2)
+            except TimeoutError:
+                pass
         if not (self.redis_up and self.redis is not None):
             return True
-        key = redis_key(f"streams:{subscriber.user_id}")
+        user, mine = subscriber.user_id, self._counts_key()
         now = time.time()
         try:
+            # Count this stream first, then the total: of two racing for the last place,
+            # neither is let past the limit.
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(key, "-inf", now)
-                pipe.zadd(key, {subscriber.key: now + STREAM_TTL})
-                pipe.zcard(key)
-                pipe.expire(key, STREAM_TTL)
-                *_, count, _ = await pipe.execute()
-            if count > limit:
-                await self.redis.zrem(key, subscriber.key)
+                pipe.hincrby(mine, user, 1)
+                pipe.pexpire(mine, int(LEASE_SECONDS * 1000))
+                pipe.zadd(redis_key("workers"), {self.worker_id: now + LEASE_SECONDS})
+                pipe.zrangebyscore(redis_key("workers"), now, "+inf")
+                *_, workers = await pipe.execute()
+            others = [w.decode() for w in workers if w.decode() != self.worker_id]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for worker in others:
+                    pipe.hget(self._counts_key(worker), user)
+                pipe.hget(mine, user)
+                counts = await pipe.execute()
+            if sum(int(c or 0) for c in counts) > limit:
+                await self.redis.hincrby(mine, user, -1)
                 return False
-        except Exception:  # Redis down: the per-process limit still holds.
-            logger.warning("Could not count streams in Redis; using this process's count.")
+        except Exception as error:  # Redis down: the per-process limit still holds.
+            logger.warning("Could not count streams in Redis (%s); using this process's count.", error)
         return True
+
+    async def _heartbeat(self) -> None:
+        """Renew this process's lease on its stream counts; rewrite them whole now and then."""
+        resync_at = 0.0
+        while True:
+            if self.redis_up and self.redis is not None:
+                now = time.time()
+                try:
+                    if now >= resync_at:
+                        await self._write_counts()
+                        resync_at = now + RESYNC_SECONDS
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        pipe.pexpire(self._counts_key(), int(LEASE_SECONDS * 1000))
+                        pipe.zadd(redis_key("workers"), {self.worker_id: now + LEASE_SECONDS})
+                        pipe.zremrangebyscore(redis_key("workers"), "-inf", now - 60)
+                        await pipe.execute()
+                except Exception as error:
+                    logger.warning("Could not renew the stream lease in Redis (%s).", error)
+                    resync_at = 0.0
+            else:
+                resync_at = 0.0  # Redis is back: write the counts whole (it may have lost them)
+            await asyncio.sleep(LEASE_RENEW)
+
+    async def _write_counts(self) -> None:
+        counts = {user: len(subs) for user, subs in self.by_user.items() if subs}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._counts_key())
+            if counts:
+                pipe.hset(self._counts_key(), mapping=counts)
+            pipe.pexpire(self._counts_key(), int(LEASE_SECONDS * 1000))
+            await pipe.execute()
+
+    async def _release_lease(self) -> None:
+        """A process that stops gives its streams back at once."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self._counts_key())
+            pipe.zrem(redis_key("workers"), self.worker_id)
+            await pipe.execute()
 
     def note_position(self, channel: str, last_id: int) -> None:
         """A stream has caught up to `last_id` on `channel` from storage."""
@@ -322,11 +395,23 @@ class Hub:
             self.loop.create_task(self._recheck(user_id, subs))
 
     async def _recheck(self, user_id: int, subs: list[Subscriber]) -> None:
-        from lms.realtime.access import refused_channels
+        """A stream whose session no longer signs its user in (logout, password change) just
+        ends: the page reconnects, is refused, and reloads to the sign-in page."""
+        from lms.realtime.access import stream_refusal
 
         for subscriber in subs:
-            refused = await run_db(refused_channels, user_id, subscriber.channels)
-            if refused:
+            if subscriber.closed or subscriber.error is not None:
+                continue
+            try:
+                signed_in, refused = await run_db(
+                    stream_refusal, user_id, subscriber.session_key, subscriber.channels
+                )
+            except Exception as error:  # the database is away: the next recheck or reconnect decides
+                logger.warning("Could not re-check a stream of user %s (%s).", user_id, error)
+                continue
+            if not signed_in:
+                subscriber.end()
+            elif refused:
                 subscriber.end(forbidden(refused))
 
     # -- occupancy (viewer counts) and presence (who is here) ---------------------------
@@ -395,14 +480,18 @@ class Hub:
         """Expire short-lived sets (who is typing) and announce the change."""
         from lms.realtime import ephemeral
 
+        failing = False
         while True:
             await asyncio.sleep(0.5)
             if not ephemeral._kinds:
                 continue
             try:
                 await run_db(ephemeral.sweep)
-            except Exception as error:  # Redis away: typing signals wait, nothing else does
-                logger.warning("Could not sweep expired typing signals (%s).", error)
+                failing = False
+            except Exception as error:
+                if not failing:  # once per outage, not twice a second
+                    logger.warning("Could not sweep expired typing signals (%s).", error)
+                failing = True
 
     async def _tick(self) -> None:
         """Keep every stream alive (proxies drop silent connections) and refresh stream counts."""
@@ -424,17 +513,6 @@ class Hub:
                             await pipe.execute()
                     except Exception:
                         logger.warning("Could not refresh stream counts in Redis.")
-            if self.redis_up and self.redis is not None and self.by_user:
-                expiry = time.time() + STREAM_TTL
-                try:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for user_id, subs in self.by_user.items():
-                            key = redis_key(f"streams:{user_id}")
-                            pipe.zadd(key, {s.key: expiry for s in subs})
-                            pipe.expire(key, STREAM_TTL)
-                        await pipe.execute()
-                except Exception:
-                    logger.warning("Could not refresh stream counts in Redis.")
 
     async def _poll_storage(self) -> None:
         """Pick up events that reached storage but not this process (safety net).
@@ -476,6 +554,9 @@ class Hub:
                 self.redis = Redis.from_url(self.redis_url, socket_connect_timeout=5)
                 self.redis_up = True
                 backoff = 0.2
+                # Redis may have lost our counts, or missed changes while it was away.
+                await self._write_counts()
+                self.redis_tried.set()
                 # Whatever was published while we were not subscribed is in storage.
                 await self.catch_up(list(self.by_channel))
                 while True:
@@ -488,6 +569,7 @@ class Hub:
                 if self.redis_up:
                     logger.warning("Lost Redis (%s); reconnecting.", error)
                 self.redis_up = False
+                self.redis_tried.set()
             finally:
                 await self._quietly(pubsub.aclose())
                 await self._quietly(client.aclose())

@@ -27,7 +27,7 @@ _clients: dict[asyncio.AbstractEventLoop, object] = {}
 
 
 def defer(message: dict) -> bool:
-    """Hold `message` until the current request's response is sent; false outside a request."""
+    """Hold `message` (an event, or a control message with an `op`) until the current request's response is sent; false outside a request."""
     pending = _pending.get()
     if pending is None:
         return False
@@ -55,15 +55,19 @@ async def announce(messages: list[dict]) -> None:
         hub = current_hub()
         if hub is not None:
             for m in messages:
-                hub.deliver(m["channel"], m["event_type"], m["data"], m["pub_id"])
+                if "op" in m:
+                    hub.recheck_user(m["user_id"])
+                else:
+                    hub.deliver(m["channel"], m["event_type"], m["data"], m["pub_id"])
         return
     import redis
 
-    key = redis_key("events")
+    events, control = redis_key("events"), redis_key("control")
     try:
         async with _client().pipeline(transaction=False) as pipe:
             for message in messages:
-                pipe.publish(key, json.dumps(message))
+                # Events, and control messages (`op`: a recheck of a user's streams).
+                pipe.publish(control if "op" in message else events, json.dumps(message))
             await pipe.execute()
     except (redis.RedisError, OSError) as error:
         # Stored events reach every process from storage once Redis is back.

@@ -18,6 +18,7 @@ import asyncio
 import io
 import json
 import logging
+import random
 from urllib.parse import quote, unquote
 
 from django.conf import settings
@@ -132,7 +133,7 @@ async def serve_stream(scope, receive, send) -> None:
         return
 
     hub = get_hub()
-    subscriber = Subscriber(user.pk, channels)
+    subscriber = Subscriber(user.pk, channels, session_key)
     if not await hub.admit(subscriber, settings.REALTIME_MAX_STREAMS_PER_USER):
         await respond(
             send,
@@ -174,11 +175,26 @@ async def serve_stream(scope, receive, send) -> None:
         await send({"type": "http.response.body", "body": body.encode(), "more_body": True})
 
         watcher = asyncio.ensure_future(_watch_disconnect(receive, subscriber))
-        await _pump(subscriber, state, quoted, send)
+        expiry = asyncio.get_running_loop().call_later(lifetime(), _expire, subscriber)
+        try:
+            await _pump(subscriber, state, quoted, send)
+        finally:
+            expiry.cancel()
     finally:
         hub.remove(subscriber)
         if watcher is not None:
             watcher.cancel()
+
+
+def lifetime() -> float:
+    """How long this stream may stay open: the setting, less up to a fifth at random, so the
+    pages of a lecture that all opened at once do not all reconnect at once."""
+    return settings.REALTIME_STREAM_MAX_SECONDS * random.uniform(0.8, 1.0)
+
+
+def _expire(subscriber: Subscriber) -> None:
+    subscriber.expired = True
+    subscriber.end()
 
 
 async def _watch_disconnect(receive, subscriber: Subscriber) -> None:
@@ -199,6 +215,12 @@ async def _pump(subscriber: Subscriber, state: dict[str, int], quoted: dict[str,
     while True:
         await subscriber.wake.wait()
         subscriber.wake.clear()
+        if subscriber.expired:
+            # Closed cleanly: the browser reconnects with this id (its session is checked
+            # again then) and misses nothing, whatever this stream had not yet written.
+            tail = f"id: {make_id(state, quoted)}\n\n".encode()
+            await send({"type": "http.response.body", "body": tail, "more_body": True})
+            break
         if subscriber.closed:
             break
         parts: list[bytes] = []

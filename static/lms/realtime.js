@@ -9,12 +9,17 @@
 // - Say when the stream is down ("Reconnecting…"), and reload what can't be replayed
 //   (`stream-reset`): elements that listen for `lms:stream-reset` reload themselves, else
 //   the whole page does.
+// - Past the per-user limit of streams (429), keep retrying with htmx-ext-sse's growing
+//   delay and say when the next try is: a tab closed elsewhere, or a crashed server's
+//   streams forgotten, lets this page back in without a reload.
 (function () {
   "use strict";
 
   var applied = {};       // channel -> newest event id applied
   var latestId = "";      // the composite id to resume from
   var sources = new WeakMap();
+  var failures = 0;       // failed connections in a row, as htmx-ext-sse counts them
+  var countdown = null;
 
   function parseId(id) {
     var out = {};
@@ -34,6 +39,7 @@
   }
 
   function status(text) {
+    if (countdown) { clearInterval(countdown); countdown = null; }
     var el = document.getElementById("connection-status");
     if (!el) return;
     el.textContent = text || "";
@@ -70,11 +76,35 @@
     return Boolean(match && document.getElementById(match[1]));
   }
 
+  // htmx-ext-sse retries a failed connection after 0.5 s, then twice as long each time
+  // (at most 64 s), until one opens.
+  function retryDelay() {
+    return 0.5 * Math.min(Math.pow(2, failures - 1), 128);
+  }
+
+  function retryingIn(seconds) {
+    var left = Math.max(1, Math.ceil(seconds));
+    function show() {
+      var el = document.getElementById("connection-status");
+      if (!el) return;
+      el.textContent = left > 0 ? message("tooMany").replace("{seconds}", left) : message("reconnecting");
+      el.hidden = false;
+    }
+    status("");
+    show();
+    countdown = setInterval(function () {
+      left -= 1;
+      show();
+      if (left <= 0) { clearInterval(countdown); countdown = null; }
+    }, 1000);
+  }
+
   // EventSource hides why a connection failed, and htmx-ext-sse retries forever. Ask once:
   // refused (403: signed out, or no longer a member) reloads the page, which then says why;
-  // 400 and 429 will not get better by retrying, so stop and say so.
+  // 400 will not get better by retrying, so stop and say so; 429 (too many streams) may,
+  // once another page closes: say when the next try is.
   var probing = false;
-  function probe(element, url) {
+  function probe(element, url, delay) {
     if (probing || !window.fetch) return;
     probing = true;
     var controller = new AbortController();
@@ -83,11 +113,13 @@
         controller.abort();
         if (response.status === 403) {
           window.location.reload();
-        } else if (response.status === 400 || response.status === 429) {
+        } else if (response.status === 429) {
+          retryingIn(delay);
+        } else if (response.status === 400) {
           element.removeAttribute("sse-connect"); // htmx-ext-sse retries only while it is there
           var data = element["htmx-internal-data"];
           if (data && data.sseEventSource) data.sseEventSource.close();
-          status(message(response.status === 429 ? "tooMany" : "stopped"));
+          status(message("stopped"));
         }
       })
       .catch(function () { /* the server is down: keep retrying */ })
@@ -134,6 +166,7 @@
     });
     // The stream's state is on its element too (data-stream), for styles and tests.
     document.body.addEventListener("htmx:sseOpen", function (evt) {
+      failures = 0;
       status("");
       evt.target.setAttribute("data-stream", "open");
     });
@@ -141,8 +174,11 @@
       var source = evt.detail && evt.detail.source;
       if (!source || source.readyState === EventSource.OPEN) return;
       evt.target.setAttribute("data-stream", "reconnecting");
-      status(message("reconnecting"));
-      if (source.readyState === EventSource.CLOSED) probe(evt.target, source.url);
+      if (!countdown) status(message("reconnecting")); // else it says when the next try is
+      if (source.readyState === EventSource.CLOSED) {
+        failures += 1;
+        probe(evt.target, source.url, retryDelay());
+      }
     });
   }
 

@@ -39,10 +39,16 @@ def hub(monkeypatch, settings):
     log = []
 
     class FakeHub:
-        loop = None
+        class loop:  # what other threads hand the hub runs at once
+            @staticmethod
+            def call_soon_threadsafe(callback, *args):
+                callback(*args)
 
         def deliver(self, channel, event_type, data, eid):
             log.append(("deliver", channel, event_type, eid))
+
+        def recheck_user(self, user_id):
+            pass  # a session ended (the test client's logins): nothing of this test
 
     monkeypatch.setattr(lms.realtime.hub, "current_hub", lambda: FakeHub())
     monkeypatch.setattr(lms.realtime, "current_hub", lambda: FakeHub())

@@ -8,10 +8,19 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         from lms.chat.access import can_read_room
-        from lms.chat.actions import TYPING_SECONDS, announce_room_presence, announce_typing
-        from lms.realtime import register_channel
+        from lms.chat.actions import (
+            TYPING_SECONDS,
+            announce_room_presence,
+            announce_typing,
+            render_stored_message,
+            render_stored_summary,
+        )
+        from lms.realtime import register_channel, register_source
         from lms.realtime.ephemeral import register_ephemeral
 
         # Who has the room open is pushed at most once a second, from the open streams.
         register_channel("room", can_read_room, on_presence=announce_room_presence)
         register_ephemeral("typing", ttl=TYPING_SECONDS, on_change=announce_typing)
+        # Stored events that show a message are rendered again when it is edited or deleted.
+        register_source("chat_message", render_stored_message)
+        register_source("chat_summary", render_stored_summary)

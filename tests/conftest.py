@@ -99,7 +99,7 @@ def sent_events(monkeypatch):
 
     sent = []
 
-    def capture(channel, event, data, *, stored=True):
+    def capture(channel, event, data, *, stored=True, **copies):
         sent.append((channel, event, data))
 
     monkeypatch.setattr(lms.realtime, "publish", capture)

@@ -5,32 +5,78 @@ from datetime import datetime
 from functools import partial
 
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from lms.accounts.models import User
 from lms.chat.models import Message, ModerationEntry, Mute, Room
 from lms.chat.text import render_message
 from lms.courses.models import Course
-from lms.realtime import channel, publish_fragment_on_commit, publish_on_commit
+from lms.realtime import (
+    channel,
+    parse_channel,
+    publish_fragment_on_commit,
+    publish_on_commit,
+    rewrite_stored,
+    stored_key,
+)
 from lms.realtime.coalesce import coalesce
 
 room_channel = partial(channel, "room")
+
+
+def _message_copies(message: Message) -> dict:
+    """What a stored event of `message` shows: itself, and the message it quotes."""
+    quoted = [stored_key("chat_message", message.reply_to_id)] if message.reply_to_id else []
+    return {"source": stored_key("chat_message", message.pk), "shows": quoted}
+
+
+def render_stored_message(pk: int, channel_name: str, event: str) -> str | None:
+    """A stored event of message `pk` as the room shows it now (`lms.realtime.copies`)."""
+    message = Message.objects.with_related().filter(pk=pk).first()
+    if message is None:
+        return None
+    context = {"message": message, "oob": event != "message_created"}
+    return render_to_string("chat/room.html#message", context).strip()
+
+
+def render_stored_summary(pk: int, channel_name: str, event: str) -> str | None:
+    """A stored chat-home line whose last message is `pk`, as it reads now."""
+    message = Message.objects.with_related().select_related("room__course").filter(pk=pk).first()
+    parsed = parse_channel(channel_name)
+    if message is None or parsed is None:
+        return None
+    room = message.room
+    if room.is_direct:
+        reader = User.objects.filter(pk=parsed[1]).first() if parsed[0] == "user" else None
+        title = room.title_for(reader) if reader is not None else room.name
+    else:
+        title = room.name
+    context = {"room": room, "title": title, "last": message, "oob": True}
+    return render_to_string("chat/home.html#room-summary", context).strip()
 
 
 def _announce_summary(room: Room, message: Message | None) -> None:
     """Chat home's line for `room` (last message), to everyone whose home lists it."""
     if room.kind == Room.Kind.STREAM:
         return  # a livestream's chat is not listed on chat home
+    # The preview quotes the message: rewritten with it (`render_stored_summary`).
+    copies = {}
+    if message is not None:
+        shown = stored_key("chat_message", message.pk)
+        copies = {"source": stored_key("chat_summary", message.pk), "shows": [shown]}
     if room.is_direct:
         for person in room.participants.all():
             publish_fragment_on_commit(
                 channel("user", person.pk), "room_summary", "chat/home.html#room-summary",
                 {"room": room, "title": room.title_for(person), "last": message, "oob": True},
+                **copies,
             )
     else:
         publish_fragment_on_commit(
             channel("course", room.course_id), "room_summary", "chat/home.html#room-summary",
             {"room": room, "title": room.name, "last": message, "oob": True},
+            **copies,
         )
 
 
@@ -91,7 +137,8 @@ def do_post_message(
             # What `with_related()` would load, without reading it back.
             message.room, message.author, message.reply_to = room, author, reply_to
             publish_fragment_on_commit(
-                room_channel(room.pk), "message_created", "chat/room.html#message", {"message": message}
+                room_channel(room.pk), "message_created", "chat/room.html#message", {"message": message},
+                **_message_copies(message),
             )
             _announce_summary(room, message)
             _notify_mentions(message)
@@ -128,9 +175,12 @@ def do_edit_message(message: Message, *, body: str) -> Message:
     message.body_html = render_message(body, mentions=mentionable(message.room, body))
     message.edited = timezone.now()
     message.save(update_fields=["body", "body_html", "edited"])
+    # Every stored copy of the old text (its events, replies quoting it, previews) is rewritten
+    # in this transaction: a page replaying storage reads only the new text.
+    rewrite_stored(stored_key("chat_message", message.pk))
     publish_fragment_on_commit(
         room_channel(message.room_id), "message_updated", "chat/room.html#message",
-        {"message": message, "oob": True},
+        {"message": message, "oob": True}, **_message_copies(message),
     )
     return message
 
@@ -152,9 +202,11 @@ def do_delete_message(message: Message, *, actor: User) -> Message:
     message.body = ""
     message.body_html = ""
     message.save(update_fields=["deleted", "deleted_by", "body", "body_html"])
+    # Deleted means deleted: no stored event keeps the text (see `do_edit_message`).
+    rewrite_stored(stored_key("chat_message", message.pk))
     publish_fragment_on_commit(
         room_channel(message.room_id), "message_updated", "chat/room.html#message",
-        {"message": message, "oob": True},
+        {"message": message, "oob": True}, **_message_copies(message),
     )
     return message
 

@@ -14,9 +14,11 @@ class ChatConfig(AppConfig):
             announce_receipts,
             announce_room_presence,
             announce_typing,
+            render_stored_message,
+            render_stored_summary,
             widen_read_range,
         )
-        from lms.realtime import register_channel
+        from lms.realtime import register_channel, register_source
         from lms.realtime.coalesce import register_coalesced
         from lms.realtime.ephemeral import register_ephemeral
 
@@ -24,3 +26,6 @@ class ChatConfig(AppConfig):
         register_channel("room", can_read_room, on_presence=announce_room_presence)
         register_ephemeral("typing", ttl=TYPING_SECONDS, on_change=announce_typing)
         register_coalesced("receipts", delay=RECEIPTS_DELAY, run=announce_receipts, merge=widen_read_range)
+        # Stored events that show a message are rendered again when it is edited or deleted.
+        register_source("chat_message", render_stored_message)
+        register_source("chat_summary", render_stored_summary)

@@ -8,6 +8,7 @@ import uuid
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -15,9 +16,11 @@ from django.utils.translation import ngettext
 from lms.accounts.models import User
 from lms.livestream.models import Stream
 from lms.qa.models import Poll, PollOption, PollVote, Question, Vote
-from lms.realtime import channel, publish_snapshot_on_commit
+from lms.realtime import channel, parse_channel, publish_snapshot_on_commit, rewrite_stored, stored_key
 from lms.realtime.coalesce import coalesce
 
+# The list each channel family of a stream shows: viewers', and the instructors' queue.
+_QUESTION_TEMPLATES = {"stream": "qa/panel.html#question-list", "stream_manage": "qa/panel.html#question-queue"}
 
 # Votes come in bursts (a lecture hall upvoting at once): the re-ranked list and a poll's
 # results are pushed at most this often per stream and poll, each push with every vote so far.
@@ -37,13 +40,32 @@ def push_questions(stream_id: int, _changes: dict) -> None:
         stream = Stream.objects.get(pk=stream_id)
         questions = list(Question.objects.filter(stream=stream).visible().ranked())
         context = {"stream": stream, "questions": questions}
+        # Each stored list is rendered again when a question in it is taken off the list.
+        source = stored_key("qa_questions", stream.pk)
+        shows = [stored_key("qa_question", q.pk) for q in questions]
         return [
-            (channel("stream", stream.pk), "questions_changed", "qa/panel.html#question-list", context),
-            (channel("stream_manage", stream.pk), "questions_changed", "qa/panel.html#question-queue", context),
+            (channel(kind, stream.pk), "questions_changed", template, context, source, shows)
+            for kind, template in _QUESTION_TEMPLATES.items()
         ]
 
     # Two pushes at once (two processes): the list stored last is ranked with both.
     publish_snapshot_on_commit(Stream.objects.filter(pk=stream_id), build)
+
+
+def render_stored_questions(pk: int, channel_name: str, event: str) -> str | None:
+    """A stored question list of stream `pk`, as that channel's page shows it now."""
+    stream = Stream.objects.filter(pk=pk).first()
+    parsed = parse_channel(channel_name)
+    if stream is None or parsed is None or parsed[0] not in _QUESTION_TEMPLATES:
+        return None
+    questions = list(Question.objects.filter(stream=stream).visible().ranked())
+    context = {"stream": stream, "questions": questions}
+    return render_to_string(_QUESTION_TEMPLATES[parsed[0]], context).strip()
+
+
+def _forget_question(question: Question) -> None:
+    """A question taken off the list leaves no stored copy of its text (see `lms.realtime.copies`)."""
+    rewrite_stored(stored_key("qa_question", question.pk))
 
 
 def _recount(question: Question) -> None:
@@ -98,6 +120,7 @@ def do_set_vote(question: Question, *, user: User, voted: bool) -> bool:
 def do_withdraw_question(question: Question) -> None:
     """The asker takes their question back. Assumes `access_own_question`."""
     Question.objects.filter(pk=question.pk).update(state=Question.State.WITHDRAWN, pinned=False)
+    _forget_question(question)
     announce_questions(question.stream)
 
 
@@ -119,6 +142,7 @@ def do_reopen_question(question: Question) -> None:
 @transaction.atomic
 def do_dismiss_question(question: Question) -> None:
     _set_state(question, Question.State.DISMISSED, pinned=False)
+    _forget_question(question)
 
 
 @transaction.atomic

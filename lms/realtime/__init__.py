@@ -9,6 +9,7 @@ reconnects with its last event id gets everything it missed.
 import json
 import logging
 import threading
+from collections.abc import Iterable
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -17,6 +18,8 @@ from django.template.loader import render_to_string
 
 from lms.realtime import outbox
 from lms.realtime.channels import can_read_channel, channel, parse_channel, register_channel
+from lms.realtime.copies import key as stored_key
+from lms.realtime.copies import register_source, rewrite_stored
 from lms.realtime.hub import current_hub, redis_key
 
 __all__ = [
@@ -33,6 +36,9 @@ __all__ = [
     "publish_snapshot_on_commit",
     "recheck_user_streams_on_commit",
     "register_channel",
+    "register_source",
+    "rewrite_stored",
+    "stored_key",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,8 +66,19 @@ def event_stream_url(channels: list[str]) -> str:
     return STREAM_PATH + "?" + urlencode(query)
 
 
-def publish(channel_name: str, event: str, data: str, *, stored: bool = True) -> int | None:
+def publish(
+    channel_name: str,
+    event: str,
+    data: str,
+    *,
+    stored: bool = True,
+    source: str | None = None,
+    shows: Iterable[str] = (),
+) -> int | None:
     """Store (unless `stored` is false) and announce one event; returns its id.
+
+    With `source` (and `shows`), the stored event is rendered again when what it shows
+    changes (`lms.realtime.copies`).
 
     Storing comes first, so a page that was away replays it. If Redis is down the event is
     still stored and every process picks it up from storage once Redis is back. Within a
@@ -71,8 +88,13 @@ def publish(channel_name: str, event: str, data: str, *, stored: bool = True) ->
 
     eid = storage_id = None
     if stored:
-        storage_id = get_storage().append_event(channel_name, event, data).id
-        eid = int(storage_id)
+        with transaction.atomic():
+            storage_id = get_storage().append_event(channel_name, event, data).id
+            eid = int(storage_id)
+            if source is not None:
+                from lms.realtime.copies import remember
+
+                remember(channel_name, eid, source, shows)
     message = {"channel": channel_name, "event_type": event, "data": data, "pub_id": eid}
     if outbox.defer(message):
         pass  # announced as soon as the request's response is sent
@@ -99,16 +121,24 @@ def publish_on_commit(channel_name: str, event: str, data: str, *, stored: bool 
 
 
 def publish_fragment_on_commit(
-    channel_name: str, event: str, template: str, context: dict, *, stored: bool = True
+    channel_name: str,
+    event: str,
+    template: str,
+    context: dict,
+    *,
+    stored: bool = True,
+    source: str | None = None,
+    shows: Iterable[str] = (),
 ) -> None:
     """Render `template` (usually "app/page.html#partial") and push it after commit.
 
     Rendered once per event, never per subscriber, and without a request: keep pushed
-    partials viewer-neutral.
+    partials viewer-neutral. `source` and `shows` as for `publish`.
     """
 
     def send() -> None:
-        publish(channel_name, event, render_to_string(template, context).strip(), stored=stored)
+        data = render_to_string(template, context).strip()
+        publish(channel_name, event, data, stored=stored, source=source, shows=shows)
 
     transaction.on_commit(send, robust=True)
 
@@ -152,14 +182,17 @@ def publish_snapshot_on_commit(lock, build) -> None:
     Reading the state, rendering it and storing the event happen under a lock on `lock` (a
     queryset), so concurrent changes store their snapshots in the order they read them: the
     last event a page applies shows the latest state. `build()` returns a list of
-    (channel, event, template, context).
+    (channel, event, template, context), or of (channel, event, template, context, source,
+    shows) for events to render again when what they show changes (as for `publish`).
     """
 
     def send() -> None:
         with transaction.atomic():
             list(lock.select_for_update())
-            for channel_name, event, template, context in build():
-                publish(channel_name, event, render_to_string(template, context).strip())
+            for channel_name, event, template, context, *copies in build():
+                source, shows = copies or (None, ())
+                data = render_to_string(template, context).strip()
+                publish(channel_name, event, data, source=source, shows=shows)
 
     transaction.on_commit(send, robust=True)
 

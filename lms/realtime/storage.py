@@ -23,6 +23,8 @@ from django_eventstream.models import Event as StoredEvent
 from django_eventstream.storage import EVENT_TIMEOUT, DjangoModelStorage, EventDoesNotExist
 from django_eventstream.utils import get_storage
 
+from lms.realtime.copies import forget_before
+
 TRIM_EVERY = 60.0  # seconds between trims, per process
 
 _APPEND_SQL = """
@@ -72,6 +74,7 @@ class EventStorage(DjangoModelStorage):
             _last_trim = now
             cutoff = timezone.now() - datetime.timedelta(minutes=EVENT_TIMEOUT)
             StoredEvent.objects.filter(created__lt=cutoff).delete()
+            forget_before(cutoff)
         finally:
             _trim_lock.release()
 

@@ -43,13 +43,17 @@ def test_admin_pages_open_for_staff(client, staff, model, django_capture_on_comm
     # Content for the models sample data leaves empty (moderation).
     course = Course.objects.get(code="BIO101")
     message = Message.objects.filter(room__course=course).last()
-    do_delete_message(message, actor=course.instructors.first())
+    with django_capture_on_commit_callbacks(execute=True):  # stored events and their copies too
+        do_delete_message(message, actor=course.instructors.first())
     do_mute_member(course, actor=course.instructors.first(), user=course.students.first(), until=None)
 
     client.force_login(staff)
     obj = model.objects.first()
     assert obj is not None, f"no {model._meta.label} to open"
-    for url in [admin_url(model, "changelist"), admin_url(model, "add"), admin_url(model, "change", obj.pk)]:
+    urls = [admin_url(model, "changelist"), admin_url(model, "change", obj.pk)]
+    if admin.site._registry[model].has_add_permission(type("Request", (), {"user": staff})()):
+        urls.append(admin_url(model, "add"))  # kept by actions only (stored copies): no add page
+    for url in urls:
         assert client.get(url).status_code == 200, url
 
 

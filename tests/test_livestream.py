@@ -106,7 +106,7 @@ def pushes(monkeypatch):
 
     sent = []
 
-    def capture(channel, event, data, *, stored=True):
+    def capture(channel, event, data, *, stored=True, **copies):
         sent.append((channel, event, data, stored))
 
     monkeypatch.setattr(lms.realtime, "publish", capture)

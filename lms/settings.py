@@ -196,6 +196,31 @@ RECORDING_MAX_BYTES = int(os.environ.get("RECORDING_MAX_BYTES", str(2 * 1024**3)
 CHAT_FLOOD_LIMIT = int(os.environ.get("CHAT_FLOOD_LIMIT", "10"))
 CHAT_FLOOD_WINDOW = float(os.environ.get("CHAT_FLOOD_WINDOW", "10"))
 
+
+def env_rate(name: str, default: str) -> tuple[int, float]:
+    """A rate limit from the environment: "20/60" is 20 per 60 seconds."""
+    value = os.environ.get(name, "").strip() or default
+    try:
+        count, seconds = value.split("/")
+        return int(count), float(seconds)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must look like 20/60 (20 per 60 seconds), not {value!r}.") from None
+
+
+# Every write a person can repeat has a limit per person, generous for a person and tight for
+# a script (see lms/ratelimit.py). Messages and questions count per room and per stream; the
+# rest per person across the site. The page sends typing signals at most every 3 s.
+RATE_LIMITS = {
+    "post": (CHAT_FLOOD_LIMIT, CHAT_FLOOD_WINDOW),
+    "edit": env_rate("RATE_LIMIT_EDIT", "20/60"),
+    "delete": env_rate("RATE_LIMIT_DELETE", "30/60"),
+    "typing": env_rate("RATE_LIMIT_TYPING", "40/60"),
+    "direct": env_rate("RATE_LIMIT_DIRECT", "20/600"),
+    "ask": env_rate("RATE_LIMIT_ASK", "10/60"),
+    "question_vote": env_rate("RATE_LIMIT_QUESTION_VOTE", "60/60"),
+    "poll_vote": env_rate("RATE_LIMIT_POLL_VOTE", "30/60"),
+}
+
 # Jitsi Meet, embedded on stream pages. JaaS (8x8) or a self-hosted Jitsi with JWT is a
 # setting away: set the app id, key id and private key and the server signs tokens.
 JITSI_DOMAIN = os.environ.get("JITSI_DOMAIN", "meet.jit.si")

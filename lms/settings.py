@@ -192,6 +192,12 @@ GRIP_URL = os.environ.get("GRIP_URL", "")
 # Recordings uploaded through the app (files go through the storage API: see STORAGES).
 RECORDING_MAX_BYTES = int(os.environ.get("RECORDING_MAX_BYTES", str(2 * 1024**3)))
 
+# Request bodies past REQUEST_MAX_BYTES are refused with 413 before they are read (see
+# lms/bodylimit.py); a recording upload may be as large as the recording and its form. The
+# sample nginx configuration's client_max_body_size values match these defaults.
+REQUEST_MAX_BYTES = int(os.environ.get("REQUEST_MAX_BYTES", str(1024**2)))
+UPLOAD_MAX_BYTES = RECORDING_MAX_BYTES + 1024**2
+
 # Flooding: at most this many messages per member per room in this many seconds.
 CHAT_FLOOD_LIMIT = int(os.environ.get("CHAT_FLOOD_LIMIT", "10"))
 CHAT_FLOOD_WINDOW = float(os.environ.get("CHAT_FLOOD_WINDOW", "10"))

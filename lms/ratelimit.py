@@ -55,6 +55,14 @@ def check(action: str, user, scope: object = "") -> int:
     return hit(f"{action}:{scope}:{user.pk}", limit=limit, window=window)
 
 
+def check_address(action: str, request: HttpRequest) -> int:
+    """Like `check`, per client address, for what people do without logging in."""
+    from lms.clientip import client_ip
+
+    limit, window = settings.RATE_LIMITS[action]
+    return hit(f"{action}:ip:{client_ip(request)}", limit=limit, window=window)
+
+
 def refused(request: HttpRequest, wait: int, message: str = "") -> HttpResponse:
     """The 429 answer to a refused write: `Retry-After`, and a notice the page shows.
 
@@ -122,8 +130,19 @@ def _hit_redis(key: str, now: float, limit: int, window: float) -> int:
 
 
 def reset() -> None:
-    """Forget every in-memory count and any Redis outage (tests)."""
+    """Forget every count, in memory and in Redis, and any Redis outage (tests)."""
     global _redis_down_until
     with _lock:
         _memory.clear()
     _redis_down_until = 0.0
+    if settings.REDIS_URL:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+            keys = list(client.scan_iter(f"{settings.REALTIME_REDIS_PREFIX}:ratelimit:*", count=1000))
+            if keys:
+                client.delete(*keys)
+            client.close()
+        except redis.RedisError:
+            pass

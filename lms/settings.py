@@ -144,7 +144,16 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = int(os.environ.get("PROXY_COUNT", "0")) or None
+# Where the client's address comes from, as the platform in front requires (lms/clientip.py,
+# docs/deployment.md): the login throttle and the rate limits count per address.
+CLIENT_IP_SOURCE = os.environ.get("CLIENT_IP_SOURCE", "remote_addr").strip().lower()
+if CLIENT_IP_SOURCE not in {"remote_addr", "x-forwarded-for", "fly-client-ip", "x-real-ip"}:
+    raise ImproperlyConfigured(
+        "CLIENT_IP_SOURCE must be remote_addr, x-forwarded-for, fly-client-ip or x-real-ip "
+        f"(docs/deployment.md, Client addresses), not {CLIENT_IP_SOURCE!r}."
+    )
+PROXY_COUNT = max(1, int(os.environ.get("PROXY_COUNT", "1")))
+AXES_CLIENT_IP_CALLABLE = "lms.clientip.client_ip"
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en"
@@ -226,6 +235,8 @@ RATE_LIMITS = {
     "ask": env_rate("RATE_LIMIT_ASK", "10/60"),
     "question_vote": env_rate("RATE_LIMIT_QUESTION_VOTE", "60/60"),
     "poll_vote": env_rate("RATE_LIMIT_POLL_VOTE", "30/60"),
+    # Per client address (CLIENT_IP_SOURCE): calendar apps fetch a feed about once an hour.
+    "calendar": env_rate("RATE_LIMIT_CALENDAR", "60/600"),
 }
 
 # Jitsi Meet, embedded on stream pages. JaaS (8x8) or a self-hosted Jitsi with JWT is a

@@ -7,6 +7,15 @@ from tests.factories import CourseFactory, InstructorFactory, UserFactory
 from tests.servers import AppServer, RedisServer, database_url
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Every test starts with no write counted against any person or address."""
+    from lms import ratelimit
+
+    ratelimit.reset()
+    yield
+
+
 @pytest.fixture
 def instructor(db):
     return InstructorFactory(username="ines")

@@ -34,6 +34,7 @@ class OneThreadASGIHandler(ASGIHandler):
 django.setup(set_prefix=False)
 django_application = OneThreadASGIHandler()
 
-from lms.realtime.asgi import EventStreamRouter  # noqa: E402  (needs settings loaded)
+from lms.bodylimit import BodyLimit  # noqa: E402  (needs settings loaded)
+from lms.realtime.asgi import EventStreamRouter  # noqa: E402
 
-application = EventStreamRouter(django_application)
+application = BodyLimit(EventStreamRouter(django_application))

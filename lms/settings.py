@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "lms.middleware.reject_nul_in_path",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -144,7 +145,16 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = int(os.environ.get("PROXY_COUNT", "0")) or None
+# Where the client's address comes from, as the platform in front requires (lms/clientip.py,
+# docs/deployment.md): the login throttle and the rate limits count per address.
+CLIENT_IP_SOURCE = os.environ.get("CLIENT_IP_SOURCE", "remote_addr").strip().lower()
+if CLIENT_IP_SOURCE not in {"remote_addr", "x-forwarded-for", "fly-client-ip", "x-real-ip"}:
+    raise ImproperlyConfigured(
+        "CLIENT_IP_SOURCE must be remote_addr, x-forwarded-for, fly-client-ip or x-real-ip "
+        f"(docs/deployment.md, Client addresses), not {CLIENT_IP_SOURCE!r}."
+    )
+PROXY_COUNT = max(1, int(os.environ.get("PROXY_COUNT", "1")))
+AXES_CLIENT_IP_CALLABLE = "lms.clientip.client_ip"
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en"
@@ -196,12 +206,45 @@ GRIP_URL = os.environ.get("GRIP_URL", "")
 # Recordings uploaded through the app (files go through the storage API: see STORAGES).
 RECORDING_MAX_BYTES = int(os.environ.get("RECORDING_MAX_BYTES", str(2 * 1024**3)))
 
+# Request bodies past REQUEST_MAX_BYTES are refused with 413 before they are read (see
+# lms/bodylimit.py); a recording upload may be as large as the recording and its form. The
+# sample nginx configuration's client_max_body_size values match these defaults.
+REQUEST_MAX_BYTES = int(os.environ.get("REQUEST_MAX_BYTES", str(1024**2)))
+UPLOAD_MAX_BYTES = RECORDING_MAX_BYTES + 1024**2
+
 # Flooding: at most this many messages per member per room in this many seconds.
 CHAT_FLOOD_LIMIT = int(os.environ.get("CHAT_FLOOD_LIMIT", "10"))
 CHAT_FLOOD_WINDOW = float(os.environ.get("CHAT_FLOOD_WINDOW", "10"))
 # "Seen by N" under messages only in rooms of at most this many people (and direct
 # conversations); never in a livestream's chat.
 CHAT_RECEIPTS_MAX_MEMBERS = int(os.environ.get("CHAT_RECEIPTS_MAX_MEMBERS", "30"))
+
+
+def env_rate(name: str, default: str) -> tuple[int, float]:
+    """A rate limit from the environment: "20/60" is 20 per 60 seconds."""
+    value = os.environ.get(name, "").strip() or default
+    try:
+        count, seconds = value.split("/")
+        return int(count), float(seconds)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must look like 20/60 (20 per 60 seconds), not {value!r}.") from None
+
+
+# Every write a person can repeat has a limit per person, generous for a person and tight for
+# a script (see lms/ratelimit.py). Messages and questions count per room and per stream; the
+# rest per person across the site. The page sends typing signals at most every 3 s.
+RATE_LIMITS = {
+    "post": (CHAT_FLOOD_LIMIT, CHAT_FLOOD_WINDOW),
+    "edit": env_rate("RATE_LIMIT_EDIT", "20/60"),
+    "delete": env_rate("RATE_LIMIT_DELETE", "30/60"),
+    "typing": env_rate("RATE_LIMIT_TYPING", "40/60"),
+    "direct": env_rate("RATE_LIMIT_DIRECT", "20/600"),
+    "ask": env_rate("RATE_LIMIT_ASK", "10/60"),
+    "question_vote": env_rate("RATE_LIMIT_QUESTION_VOTE", "60/60"),
+    "poll_vote": env_rate("RATE_LIMIT_POLL_VOTE", "30/60"),
+    # Per client address (CLIENT_IP_SOURCE): calendar apps fetch a feed about once an hour.
+    "calendar": env_rate("RATE_LIMIT_CALENDAR", "60/600"),
+}
 
 # Jitsi Meet, embedded on stream pages. JaaS (8x8) or a self-hosted Jitsi with JWT is a
 # setting away: set the app id, key id and private key and the server signs tokens.

@@ -47,6 +47,15 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Every test starts with no write counted against any person or address."""
+    from lms import ratelimit
+
+    ratelimit.reset()
+    yield
+
+
 @pytest.fixture
 def instructor(db):
     return InstructorFactory(username="ines")

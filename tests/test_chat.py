@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from lms.chat import ratelimit
+from lms import ratelimit
 from lms.chat.actions import (
     do_create_room,
     do_delete_message,

@@ -130,6 +130,14 @@ def test_render_message_links_carry_rel_and_no_target():
     assert all(link == {"href": link["href"], "rel": "noopener noreferrer nofollow ugc"} for link in links)
 
 
+def test_render_message_links_drop_their_title():
+    """A link's title (`[a](url "title")`) is a tooltip nobody reviews: it is dropped, as the
+    allow-list says, and no other attribute of any element survives either."""
+    elements = _Elements(render_message('[a](https://a.example "Click me") ![i](https://b.example/i.png "t")')).elements
+    assert [set(attrs) for tag, attrs in elements if tag == "a"] == [{"href", "rel"}, {"href", "rel"}]
+    assert all(not attrs for tag, attrs in elements if tag not in {"a", "span"})
+
+
 # --- render_message: nothing a user types becomes markup ----------------------------------------
 
 

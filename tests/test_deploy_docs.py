@@ -284,6 +284,23 @@ def test_nginx_events_location_streams_unbuffered():
     assert proxy_headers(events)["connection"] == ""
 
 
+def nginx_bytes(value: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([kKmMgG]?)", value).groups()
+    return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit.lower()]
+
+
+def test_nginx_body_limits_match_the_app():
+    from django.conf import settings
+    from django.urls import reverse
+
+    server = tls_server()
+    assert nginx_bytes(only(server, "client_max_body_size")[0]) == settings.REQUEST_MAX_BYTES
+    [(args, upload)] = [(a, c) for a, c in blocks(server, "location") if directives(c, "client_max_body_size")]
+    assert args[0] == "~" and re.search(args[1], reverse("livestream:recording_attach", args=[7]))
+    assert nginx_bytes(only(upload, "client_max_body_size")[0]) == settings.UPLOAD_MAX_BYTES
+    assert only(upload, "proxy_request_buffering") == ["off"]
+
+
 def test_nginx_every_proxied_location_forwards_client_and_scheme():
     # A location with any proxy_set_header inherits none from outside, so each one needs all.
     locations = blocks(tls_server(), "location")

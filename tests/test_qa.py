@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from lms.chat import ratelimit
+from lms import ratelimit
 from lms.chat.models import Message, Room
 from lms.livestream.actions import do_end_stream
 from lms.qa.actions import (
@@ -781,8 +781,7 @@ def test_question_ask_before_stream_starts_is_allowed(client, course, member):
 
 
 def test_question_ask_flooding_gets_429_with_retry_after(client, stream, member, settings):
-    settings.CHAT_FLOOD_LIMIT = 3
-    settings.CHAT_FLOOD_WINDOW = 60
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "ask": (3, 60)}
     login(client, member)
     for n in range(3):
         assert post_question(client, stream, f"Question {n}").status_code == 204

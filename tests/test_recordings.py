@@ -84,6 +84,50 @@ def test_an_uploaded_file_is_served_to_members_only(client, ended, instructor, m
     assert client.get(url).status_code == 404
 
 
+def test_replacing_a_recording_deletes_the_old_file_and_notifies_nobody_again(
+    client, ended, instructor, member, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(instructor)
+    with django_capture_on_commit_callbacks(execute=True):
+        attach(client, ended, file=SimpleUploadedFile("take1.webm", b"first", content_type="video/webm"))
+    first = tmp_path / Recording.objects.get(stream=ended).file.name
+    assert first.read_bytes() == b"first"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = attach(client, ended, file=SimpleUploadedFile("take2.webm", b"second", content_type="video/webm"))
+    assert response.status_code == 302
+    second = tmp_path / Recording.objects.get(stream=ended).file.name
+    assert second.read_bytes() == b"second"
+    assert not first.exists()
+    assert [p.name for p in second.parent.iterdir()] == [second.name]
+    announcements = Message.objects.filter(room__course=ended.course, body__contains="recording of")
+    assert announcements.count() == 1
+    assert Notification.objects.filter(user=member, message__in=announcements).count() == 1
+    # A link in place of the file: the file goes too, and still no second @all.
+    with django_capture_on_commit_callbacks(execute=True):
+        attach(client, ended, url="https://videos.example/cells.mp4")
+    assert not second.exists()
+    assert announcements.count() == 1
+
+
+def test_a_rolled_back_replacement_keeps_the_old_file(ended, instructor, settings, tmp_path):
+    from django.db import transaction
+
+    from lms.livestream.actions import do_attach_recording
+
+    settings.MEDIA_ROOT = tmp_path
+    do_attach_recording(ended, actor=instructor, file=SimpleUploadedFile("a.webm", b"a"))
+    kept = tmp_path / Recording.objects.get(stream=ended).file.name
+    try:
+        with transaction.atomic():
+            do_attach_recording(ended, actor=instructor, url="https://videos.example/x.mp4")
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    assert kept.exists()
+    assert Recording.objects.get(stream=ended).file
+
+
 def test_students_cannot_attach_or_export(client, ended, member):
     client.force_login(member)
     assert attach(client, ended, url="https://videos.example/x.mp4").status_code == 403

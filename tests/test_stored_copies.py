@@ -10,7 +10,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from lms.chat import ratelimit
+from lms import ratelimit
 from lms.chat.actions import (
     do_delete_message,
     do_edit_message,

@@ -4,6 +4,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from lms.accounts.validators import printable, validate_printable_name
+
 TIMEZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
@@ -13,7 +15,12 @@ class User(AbstractUser):
         INSTRUCTOR = "instructor", _("Instructor")
 
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.STUDENT)
-    display_name = models.CharField(_("display name"), max_length=150, blank=True)
+    # Names are shown to others, in pages and in calendar files: printable characters only.
+    first_name = models.CharField(_("first name"), max_length=150, blank=True, validators=[validate_printable_name])
+    last_name = models.CharField(_("last name"), max_length=150, blank=True, validators=[validate_printable_name])
+    display_name = models.CharField(
+        _("display name"), max_length=150, blank=True, validators=[validate_printable_name]
+    )
     timezone = models.CharField(
         _("time zone"), max_length=64, choices=TIMEZONE_CHOICES, default="UTC"
     )
@@ -31,7 +38,7 @@ class User(AbstractUser):
     @property
     def name(self) -> str:
         """What other people see: the display name, else the full name, else the username."""
-        return self.display_name or self.get_full_name() or self.get_username()
+        return printable(self.display_name or self.get_full_name()) or self.get_username()
 
     @property
     def is_instructor(self) -> bool:

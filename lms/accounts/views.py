@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
+from lms import ratelimit
 from lms.accounts.actions import do_regenerate_calendar_token, do_revoke_calendar_token, do_update_profile
 from lms.accounts.forms import ProfileForm
 from lms.accounts.models import User
@@ -68,6 +69,8 @@ def _user_for_calendar_token(token: str) -> User:
 @require_safe
 def calendar_feed(request, token: str):
     # No login: calendar apps send no cookie. The unguessable token in the URL is the credential.
+    if wait := ratelimit.check_address("calendar", request):
+        return HttpResponse(status=429, headers={"Retry-After": str(wait)})
     user = _user_for_calendar_token(token)
     response = HttpResponse(calendar_for(user, request), content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="course-live.ics"'

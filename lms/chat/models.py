@@ -23,6 +23,11 @@ class RoomQuerySet(models.QuerySet):
             | Q(kind=Room.Kind.DIRECT, pk__in=directs)
         )
 
+    def direct_between(self, user, other) -> "RoomQuerySet":
+        """The direct conversation of two people, if they have one (its key is their sorted ids)."""
+        low, high = sorted([user.pk, other.pk])
+        return self.filter(direct_key=f"{low}-{high}")
+
     def listed(self) -> "RoomQuerySet":
         """Rooms chat home lists: a livestream's chat lives on its stream page."""
         return self.exclude(kind=Room.Kind.STREAM)

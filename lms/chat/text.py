@@ -203,7 +203,8 @@ def find_mentions(body: str) -> set[str]:
 _cleaner = nh3.Cleaner(
     tags={"p", "br", "strong", "em", "code", "pre", "a", "span"},
     clean_content_tags=set(),
-    attributes={"a": {"href"}},
+    # "*": none on every element; without it nh3 keeps its defaults there, `lang` and `title`.
+    attributes={"a": {"href"}, "*": set()},
     allowed_classes={"span": {"mention"}},
     url_schemes={"http", "https", "mailto"},
     url_relative="deny",

@@ -11,7 +11,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
-from lms.chat import ratelimit
 from lms.chat.access import (
     access_course_to_moderate,
     access_message,
@@ -43,6 +42,7 @@ from lms.chat.actions import present_people, room_members
 from lms.chat.receipts import annotate_receipts
 from lms.chat.search import search_messages
 from lms.courses.models import Course
+from lms import ratelimit
 from lms.realtime import channel, event_stream_url, present_users
 
 MAX_COURSE_CHANNELS = 20
@@ -177,9 +177,7 @@ def message_create(request, room_id: int):
         return _composer_response(request, room, form, reply_to=reply_to)
     if not form.is_valid():
         return _composer_response(request, room, form, reply_to=reply_to)
-    wait = ratelimit.hit(
-        f"post:{room.pk}:{request.user.pk}", limit=settings.CHAT_FLOOD_LIMIT, window=settings.CHAT_FLOOD_WINDOW
-    )
+    wait = ratelimit.check("post", request.user, room.pk)
     if wait:
         form.add_error(None, _("Slow down: you can post again in %(seconds)s s.") % {"seconds": wait})
         return _composer_response(
@@ -224,6 +222,11 @@ def message_edit(request, message_id: int):
     message = access_message_to_edit(request.user, message_id)
     form = EditMessageForm(request.POST or None, initial={"body": message.body})
     if request.method == "POST" and form.is_valid():
+        if wait := ratelimit.check("edit", request.user):
+            form.add_error("body", _("Slow down: you can edit again in %(seconds)s s.") % {"seconds": wait})
+            response = render(request, "chat/room.html#message-edit", {"message": message, "form": form}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
         do_edit_message(message, body=form.cleaned_data["body"])
         if not request.htmx:
             return redirect("chat:room", room_id=message.room_id)
@@ -236,6 +239,8 @@ def message_edit(request, message_id: int):
 def message_delete(request, message_id: int):
     message = access_message_to_delete(request.user, message_id)
     if not message.is_deleted:
+        if wait := ratelimit.check("delete", request.user):
+            return ratelimit.refused(request, wait)
         do_delete_message(message, actor=request.user)
     if not request.htmx:
         return redirect("chat:room", room_id=message.room_id)
@@ -276,6 +281,9 @@ def direct_start(request, user_id: int):
     other = get_object_or_404(get_user_model(), pk=user_id, is_active=True)
     if not can_message_directly(request.user, other):
         raise Http404
+    if not Room.objects.direct_between(request.user, other).exists():  # opening one is not limited
+        if wait := ratelimit.check("direct", request.user):
+            return ratelimit.refused(request, wait)
     room = do_get_or_create_direct_room(request.user, other=other)
     url = reverse("chat:room", args=[room.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
@@ -331,6 +339,8 @@ def moderation(request, course_id: int):
 def typing(request, room_id: int):
     """The page's "I am typing" signal (at most every 3 s). Nothing is stored."""
     room = access_room(request.user, room_id)
+    if wait := ratelimit.check("typing", request.user):
+        return ratelimit.refused(request, wait)
     if not active_mute(request.user, room):
         do_signal_typing(room, user=request.user)
     return HttpResponse(status=204)

@@ -46,6 +46,17 @@ class EnrolmentAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "course__code")
     autocomplete_fields = ["course", "user"]
 
+    def get_changeform_initial_data(self, request):
+        # The autocomplete widgets look their initial ids up unchecked: "add" links may
+        # preset them (?user=7), and anything but an id there (a word, a number past any
+        # column) answered 500.
+        initial = super().get_changeform_initial_data(request)
+        return {k: v for k, v in initial.items() if k not in self.autocomplete_fields or _is_id(v)}
+
+
+def _is_id(value) -> bool:
+    return str(value).isascii() and str(value).isdecimal() and int(value) < 2**63
+
     def delete_model(self, request, obj):
         from lms.courses.actions import do_unenrol_user
 

@@ -110,12 +110,21 @@ def do_record_viewer_count(stream_id: int, count: int) -> None:
 @transaction.atomic
 def do_attach_recording(stream: Stream, *, actor: User, file=None, url: str = "", page_url: str = "") -> Recording:
     """Attach (or replace) a past stream's recording and tell the course: its pages update live,
-    and a message in the course room mentions @all, which notifies every member."""
+    and the first time, a message in the course room mentions @all, which notifies every member
+    (a replacement is at the same page: nobody is notified twice). A replaced file is deleted
+    from storage once the transaction commits."""
     from lms.chat.actions import do_create_room, do_post_message
 
-    Recording.objects.filter(stream=stream).delete()
+    old = Recording.objects.filter(stream=stream).first()
+    if old is not None:
+        old.delete()
+        if old.file:
+            old_file = old.file
+            transaction.on_commit(lambda: old_file.storage.delete(old_file.name), robust=True)
     recording = Recording.objects.create(stream=stream, file=file or "", url="" if file else url, added_by=actor)
     _announce_change(stream)
+    if old is not None:
+        return recording
     room = Room.objects.filter(course=stream.course, kind=Room.Kind.COURSE).order_by("pk").first()
     if room is None:
         room = do_create_room(stream.course, creator=actor, name="General")

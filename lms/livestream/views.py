@@ -28,7 +28,7 @@ from lms.livestream.actions import (
 from lms.livestream.forms import RecordingForm, StreamForm
 from lms.livestream.transcript import chapters, timeline, to_csv, to_markdown, viewers_chart
 from lms.livestream.jitsi import meeting_for
-from lms.livestream.models import Stream
+from lms.livestream.models import Recording, Stream
 from lms.qa.views import qa_context
 from lms.realtime import channel, event_stream_url, occupancy
 
@@ -199,8 +199,12 @@ def recording_attach(request, stream_id: int):
         context.update(qa_context(request, stream))
         return render(request, "livestream/manage.html", context, status=400)
     page_url = request.build_absolute_uri(reverse("livestream:recording", args=[stream.pk]))
+    replacing = Recording.objects.filter(stream=stream).exists()
     do_attach_recording(stream, actor=request.user, file=form.cleaned_data["file"], url=form.cleaned_data["url"], page_url=page_url)
-    messages.success(request, _("The recording is attached, and the course has been told."))
+    if replacing:
+        messages.success(request, _("The recording is replaced. Its page shows the new one."))
+    else:
+        messages.success(request, _("The recording is attached, and the course has been told."))
     return redirect("livestream:manage", stream_id=stream.pk)
 
 

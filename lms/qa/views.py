@@ -1,7 +1,6 @@
 import json
 import uuid
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -9,7 +8,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from lms.chat import ratelimit
+from lms import ratelimit
 from lms.qa.access import (
     access_own_question,
     access_poll,
@@ -90,9 +89,7 @@ def question_create(request, stream_id: int):
     if stream.is_ended:
         form.add_error(None, _("This stream has ended: questions are closed."))
         return _ask_form_response(request, stream, form)
-    wait = ratelimit.hit(
-        f"ask:{stream.pk}:{request.user.pk}", limit=settings.CHAT_FLOOD_LIMIT, window=settings.CHAT_FLOOD_WINDOW
-    )
+    wait = ratelimit.check("ask", request.user, stream.pk)
     if wait:
         form.add_error(None, _("Slow down: you can ask again in %(seconds)s s.") % {"seconds": wait})
         response = _ask_form_response(request, stream, form)
@@ -113,6 +110,8 @@ def question_vote(request, question_id: int):
     question = access_question(request.user, question_id)
     if not question.is_open or question.merged_into_id:
         return HttpResponse(_("Only open questions take votes."), status=409)
+    if wait := ratelimit.check("question_vote", request.user):
+        return ratelimit.refused(request, wait)
     voted = do_set_vote(question, user=request.user, voted=request.POST.get("vote") != "remove")
     return trigger_client_event(HttpResponse(status=204), "vote-changed", {"question": question.pk, "voted": voted, "target": "body"})
 
@@ -161,6 +160,8 @@ def poll_create(request, stream_id: int):
 def poll_vote(request, poll_id: int):
     poll = access_poll(request.user, poll_id)
     option = get_object_or_404(poll.options, pk=_posted_pk(request, "option"))
+    if wait := ratelimit.check("poll_vote", request.user):
+        return ratelimit.refused(request, wait)
     try:
         do_vote_poll(poll, user=request.user, option=option)
     except PollClosed:

@@ -1,0 +1,16 @@
+"""Project-wide request checks that belong to no app."""
+
+from django.http import HttpResponseBadRequest
+
+
+def reject_nul_in_path(get_response):
+    """A NUL byte in the path is 400: no URL of ours has one, and PostgreSQL cannot compare a
+    string holding one (a path parameter looked up as is, like a calendar token, raised a
+    DataError and answered 500). Form fields refuse NUL bytes themselves."""
+
+    def middleware(request):
+        if "\x00" in request.path_info:
+            return HttpResponseBadRequest("Malformed request path.\n", content_type="text/plain; charset=utf-8")
+        return get_response(request)
+
+    return middleware

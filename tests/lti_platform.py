@@ -169,6 +169,8 @@ class Platform:
                     return self._auth(query)
                 if parts.path.startswith("/nrps/"):
                     return self._nrps(parts.path.removeprefix("/nrps/"), int(query.get("page", "0")))
+                if parts.path == "/favicon.ico":
+                    return self._send(204, "", "image/x-icon")
                 if parts.path == "/course":
                     return self._course_page(query["login_hint"])
                 return self._send(404, "not found", "text/plain")

@@ -191,6 +191,7 @@ def test_login_in_an_iframe_first_checks_cookies_under_a_nonce_csp(client, platf
     assert f"'nonce-{nonce}'" in csp and "unsafe-inline" not in csp
     assert f'<script nonce="{nonce}">'.encode() in response.content
     assert b"lti1p3_new_window" in response.content
+    assert b"style=" not in response.content  # style attributes would break the CSP
     assert "X-Frame-Options" not in response
 
 

@@ -82,6 +82,8 @@ class LoginInitView(OIDCLoginInitView):
             response.content = (
                 response.content.replace(b'<script type="text/javascript">', f'<script nonce="{nonce}">'.encode())
                 .replace(b'<style type="text/css">', f'<style nonce="{nonce}">'.encode())
+                # Style attributes take no nonce: hide the two messages with `hidden` instead.
+                .replace(b' style="display: none;">', b" hidden>")
             )
             response._csp_config = _policy(**{"script-src": [CSP.SELF, CSP.NONCE], "style-src": [CSP.SELF, CSP.NONCE]})
         return response

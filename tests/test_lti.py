@@ -51,9 +51,9 @@ def registration(db, platform):
     return registration
 
 
-def start_login(client, platform, registration) -> dict:
+def start_login(client, platform, registration, init_url: str = "") -> dict:
     """Steps 1 and 2: the platform starts the login; the tool sends the browser to /auth."""
-    init_url = reverse("lti:init", args=[registration.uuid])
+    init_url = init_url or reverse("lti:init", args=[registration.uuid])
     params = {**platform.login_params(new_login_hint(), "http://testserver/lti/launch/"), "lti1p3_new_window": "1"}
     response = client.post(init_url, params)
     assert response.status_code == 302, response.content
@@ -86,6 +86,13 @@ def test_student_launch_signs_in_creates_the_course_and_lands_in_its_chat(client
     assert not link.course.instructors.filter(pk=user.pk).exists()
     page = client.get(response["Location"])
     assert page.status_code == 200 and page.wsgi_request.user == user
+
+
+def test_login_url_without_the_registration_uuid_finds_it_by_issuer_and_client_id(client, platform, registration):
+    auth = start_login(client, platform, registration, init_url=reverse("lti:init_any"))
+    token = platform.id_token(platform.claims(sub="s-1"), nonce=auth["nonce"])
+    response = client.post("/lti/launch/", {"id_token": token, "state": auth["state"]})
+    assert response.status_code == 302 and response["Location"].startswith("/chat/")
 
 
 def test_instructor_launch_teaches_the_course(client, platform, registration):

@@ -7,6 +7,8 @@ app_name = "lti"
 
 urlpatterns = [
     path("jwks.json", jwks, name="jwks"),
+    # Platforms that send client_id with the login (Moodle, Canvas) need no registration UUID.
+    path("init/", views.LoginInitView.as_view(), name="init_any"),
     path("init/<uuid:registration_uuid>/", views.LoginInitView.as_view(), name="init"),
     path("launch/", views.LaunchView.as_view(), name="launch"),
     path("deep-link/", views.DeepLinkView.as_view(), name="deep_link"),

@@ -21,9 +21,10 @@ from lti_tool.models import Key, LtiDeployment, LtiRegistration
 from lms.accounts.models import User
 from lms.chat.models import Room
 from lms.courses.models import Course
+from lms.lti.actions import Person, do_get_or_create_lti_course, do_get_or_create_lti_user, learns, teaches
 from lms.lti.models import LtiCourse, LtiIdentity
 from tests.factories import StreamFactory, UserFactory
-from tests.lti_platform import INSTRUCTOR, LEARNER, LTI, Platform, member, new_login_hint
+from tests.lti_platform import INSTRUCTOR, LEARNER, LTI, ROLE, Platform, member, new_login_hint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -339,3 +340,45 @@ def test_csp_lets_only_the_configured_platforms_frame_the_app():
     assert framed == {"frame-ancestors": ["'self'", "https://moodle.example.edu", "https://u.instructure.com"],
                       "session": "None", "csrf": "None"}
     assert production_settings() == {"frame-ancestors": ["'self'"], "session": "Lax", "csrf": "Lax"}
+
+
+def test_a_learner_launch_ends_teaching_the_course(client, platform, registration):
+    launch(client, platform, registration, platform.claims(sub="t-1", roles=INSTRUCTOR))
+    course = LtiCourse.objects.get().course
+    launch(client, platform, registration, platform.claims(sub="t-1", roles=LEARNER))
+    user = LtiIdentity.objects.get(sub="t-1").user
+    assert not course.instructors.filter(pk=user.pk).exists()
+    assert course.students.filter(pk=user.pk).exists()
+
+
+def test_roles_in_every_spelling_platforms_send():
+    assert teaches(["Instructor"]) and teaches([ROLE + "Administrator"])
+    assert teaches([ROLE.removesuffix("#") + "/Instructor#TeachingAssistant"])
+    assert learns(["Learner"]) and learns([ROLE.removesuffix("#") + "/Learner#NonCreditLearner"])
+    institution = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
+    assert not teaches([institution + "Instructor", institution + "Administrator"])
+    assert not teaches(LEARNER) and not learns(INSTRUCTOR) and not learns([ROLE + "Mentor"])
+
+
+def stale_once(monkeypatch, manager, method: str) -> None:
+    """The first lookup misses a row, as a request racing another first launch would."""
+    real = getattr(manager, method)
+    calls = []
+
+    def lookup(*args, **kwargs):
+        queryset = real(*args, **kwargs)
+        calls.append(1)
+        return queryset.none() if len(calls) == 1 else queryset
+
+    monkeypatch.setattr(manager, method, lookup)
+
+
+def test_two_first_launches_at_once_share_one_user_and_one_course(db, monkeypatch):
+    issuer, person = "https://moodle.example.edu", Person(sub="s-1")
+    user = do_get_or_create_lti_user(issuer, person)
+    course = do_get_or_create_lti_course(issuer, deployment_id="1", context_id="7", title="Bio", label="BIO")
+    stale_once(monkeypatch, LtiIdentity.objects, "select_related")
+    stale_once(monkeypatch, LtiCourse.objects, "select_for_update")
+    assert do_get_or_create_lti_user(issuer, person) == user
+    assert do_get_or_create_lti_course(issuer, deployment_id="1", context_id="7", title="Bio", label="BIO") == course
+    assert LtiIdentity.objects.count() == 1 and LtiCourse.objects.count() == 1

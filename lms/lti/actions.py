@@ -3,9 +3,8 @@
 import hashlib
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
-from lti_tool.lti_core.constants import ContextRole
 from lti_tool.lti_core.utils import normalize_role
 
 from lms.accounts.models import User
@@ -14,7 +13,6 @@ from lms.courses.actions import do_enrol_user, do_remove_instructor, do_unenrol_
 from lms.courses.models import Course
 from lms.lti.models import LtiCourse, LtiIdentity
 
-TEACHING_ROLES = {ContextRole.INSTRUCTOR, ContextRole.ADMINISTRATOR}
 CHAT_ROOM_NAME = "General"
 
 
@@ -29,19 +27,25 @@ class Person:
     email: str = ""
 
 
+def _context_role(role: str) -> str:
+    """`Instructor` for `Instructor`, `…/membership#Instructor` and the sub-role
+    `…/membership/Instructor#TeachingAssistant`; '' for roles outside the context."""
+    role = normalize_role(role)
+    base = "http://purl.imsglobal.org/vocab/lis/v2/membership"
+    if role.startswith(base + "#"):
+        return role.removeprefix(base + "#")
+    if role.startswith(base + "/"):
+        return role.removeprefix(base + "/").split("#")[0]
+    return ""
+
+
 def teaches(roles: list[str]) -> bool:
-    """An Instructor or Administrator of the context (sub-roles such as
-    `Instructor#TeachingAssistant` included) teaches the course here."""
-    for role in map(normalize_role, roles):
-        if role.split("/membership/")[-1].split("#")[0] in {"Instructor", "Administrator"}:
-            return True
-        if role in TEACHING_ROLES:
-            return True
-    return False
+    """An Instructor or Administrator of the context (sub-roles included) teaches it here."""
+    return any(_context_role(role) in {"Instructor", "Administrator"} for role in roles)
 
 
 def learns(roles: list[str]) -> bool:
-    return any(normalize_role(role).startswith(ContextRole.LEARNER) for role in roles)
+    return any(_context_role(role) == "Learner" for role in roles)
 
 
 def _username(issuer: str, sub: str) -> str:
@@ -55,10 +59,14 @@ def do_get_or_create_lti_user(issuer: str, person: Person) -> User:
     the platform's latest word."""
     identity = LtiIdentity.objects.select_related("user").filter(issuer=issuer, sub=person.sub).first()
     if identity is None:
-        user = User(username=_username(issuer, person.sub))
-        user.set_unusable_password()
-        user.save()
-        identity = LtiIdentity.objects.create(issuer=issuer, sub=person.sub, user=user)
+        try:
+            with transaction.atomic():  # two first launches at once: the second finds the first's
+                user = User(username=_username(issuer, person.sub))
+                user.set_unusable_password()
+                user.save()
+                identity = LtiIdentity.objects.create(issuer=issuer, sub=person.sub, user=user)
+        except IntegrityError:
+            identity = LtiIdentity.objects.select_related("user").get(issuer=issuer, sub=person.sub)
     user = identity.user
     fields = {
         "display_name": person.name[:150],
@@ -89,10 +97,18 @@ def do_get_or_create_lti_course(
     title = (title or label or context_id)[:200]
     if link is None:
         digest = hashlib.sha256(f"{issuer}\n{deployment_id}\n{context_id}".encode()).hexdigest()
-        course = Course.objects.create(code=f"LTI-{digest[:12].upper()}", title=title, description=label)
-        link = LtiCourse.objects.create(
-            issuer=issuer, deployment_id=deployment_id, context_id=context_id, course=course, lti_context=lti_context
-        )
+        try:
+            with transaction.atomic():  # two first launches at once: the second finds the first's
+                course = Course.objects.create(code=f"LTI-{digest[:12].upper()}", title=title, description=label)
+                link = LtiCourse.objects.create(
+                    issuer=issuer, deployment_id=deployment_id, context_id=context_id, course=course,
+                    lti_context=lti_context,
+                )
+        except IntegrityError:
+            link = LtiCourse.objects.select_related("course").get(
+                issuer=issuer, deployment_id=deployment_id, context_id=context_id
+            )
+        course = link.course
     else:
         course = link.course
         if course.title != title:
@@ -108,8 +124,9 @@ def do_get_or_create_lti_course(
 
 @transaction.atomic
 def do_apply_lti_roles(course: Course, *, user: User, roles: list[str]) -> None:
-    """Make `user`'s place in `course` what the platform's roles say: teaching roles teach,
-    Learner is enrolled. A launch only adds; the roster sync also removes."""
+    """Make `user`'s place in `course` what the platform's roles say now: teaching roles teach,
+    Learner is enrolled (and no longer teaches, if they did). Other roles (Mentor, …) change
+    nothing. Leaving the course altogether is the roster sync's job."""
     if teaches(roles):
         course.instructors.add(user)
         if user.role != User.Role.INSTRUCTOR:
@@ -117,6 +134,8 @@ def do_apply_lti_roles(course: Course, *, user: User, roles: list[str]) -> None:
             user.save(update_fields=["role"])
     elif learns(roles):
         do_enrol_user(course, user=user)
+        if course.instructors.filter(pk=user.pk).exists():
+            do_remove_instructor(course, user=user)
 
 
 @dataclass

@@ -205,7 +205,7 @@ def test_login_in_an_iframe_first_checks_cookies_under_a_nonce_csp(client, platf
 
 def test_jwks_publishes_the_tool_key(client, registration):
     keys = client.get(reverse("lti:jwks")).json()["keys"]
-    assert [key["kty"] for key in keys] == ["RSA"]
+    assert keys and {key["kty"] for key in keys} == {"RSA"}
 
 
 def deep_link_claims(platform, roles=INSTRUCTOR):
@@ -382,3 +382,16 @@ def test_two_first_launches_at_once_share_one_user_and_one_course(db, monkeypatc
     assert do_get_or_create_lti_user(issuer, person) == user
     assert do_get_or_create_lti_course(issuer, deployment_id="1", context_id="7", title="Bio", label="BIO") == course
     assert LtiIdentity.objects.count() == 1 and LtiCourse.objects.count() == 1
+
+
+def test_migrations_give_the_tool_a_signing_key_once(db):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("lms.lti.migrations.0002_signing_key")
+    Key.objects.all().delete()
+    migration.create_first_key(apps, None)
+    migration.create_first_key(apps, None)
+    [key] = Key.objects.all()
+    assert key.is_active and "PRIVATE KEY" in key.private_key

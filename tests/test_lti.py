@@ -171,7 +171,7 @@ def test_id_token_with_a_nonce_the_tool_never_issued_is_refused(client, platform
 
 def test_id_token_for_another_audience_is_refused(client, platform, registration):
     response = launch(client, platform, registration, platform.claims(aud="some-other-tool"))
-    refused(response, "could not be verified")
+    refused(response, "no registration here matches this platform and client ID")
     assert not LtiIdentity.objects.exists()
 
 

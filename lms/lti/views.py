@@ -101,6 +101,8 @@ class LaunchView(LtiLaunchBaseView):
         try:
             return super().post(request, *args, **kwargs)
         except LtiException as error:
+            if str(error) == "Registration not found.":  # no registration for this iss + aud
+                error = _("no registration here matches this platform and client ID (the token's audience).")
             return _refuse(request, _("The launch could not be verified: %s") % error)
         except ReplayedLaunch:
             return _refuse(request, _("This launch was already used. Open the tool again from your course."))

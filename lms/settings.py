@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "lms.chat",
     "lms.livestream",
     "lms.qa",
+    "lti_tool",
+    "lms.lti",
 ]
 
 MIDDLEWARE = [
@@ -253,6 +255,10 @@ JAAS_APP_ID = os.environ.get("JAAS_APP_ID", "")
 JAAS_KID = os.environ.get("JAAS_KID", "")
 JAAS_PRIVATE_KEY = os.environ.get("JAAS_PRIVATE_KEY", "").replace("\\n", "\n")
 
+# LTI 1.3: the origins of the registered platforms' pages (a Moodle site, a Canvas domain)
+# that may show the app in their iframe; none: the app is never framed by another site.
+LTI_FRAME_ANCESTORS = env_list("LTI_FRAME_ANCESTORS")
+
 # Content Security Policy: our own origin, plus the Jitsi domain for its script and iframe.
 _jitsi = f"https://{JITSI_DOMAIN}"
 SECURE_CSP = {
@@ -266,8 +272,19 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
     "form-action": [CSP.SELF],
-    "frame-ancestors": [CSP.SELF],
+    "frame-ancestors": [CSP.SELF, *LTI_FRAME_ANCESTORS],
 }
+
+# One cache for every process when Redis is there: LTI logins keep their state and nonce in
+# it between the login initiation and the launch, which may reach different workers.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REALTIME_REDIS_PREFIX,
+        }
+    }
 
 # Security headers; the HTTPS ones only when not in development.
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -283,6 +300,11 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_flag("SECURE_HSTS_PRELOAD")
+    if LTI_FRAME_ANCESTORS:
+        # Inside a platform's iframe our cookies are third-party: only SameSite=None (with
+        # Secure) cookies are sent. Browsers that block them get pylti1p3's new-window page.
+        SESSION_COOKIE_SAMESITE = "None"
+        CSRF_COOKIE_SAMESITE = "None"
     # Preloading a domain into browsers is hard to undo: opt in with SECURE_HSTS_PRELOAD=1.
     SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 

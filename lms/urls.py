@@ -17,5 +17,6 @@ urlpatterns = [
     path("livestream/calendar/<str:token>.ics", accounts_views.calendar_feed, name="calendar_feed"),
     path("livestream/", include("lms.livestream.urls")),
     path("qa/", include("lms.qa.urls")),
+    path("lti/", include("lms.lti.urls")),
     path("admin/", admin.site.urls),
 ]

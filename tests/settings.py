@@ -24,3 +24,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
+# Test servers speak plain HTTP, where browsers drop SameSite=None cookies (those need Secure);
+# the simulated LTI platform and the app are both on 127.0.0.1, the same site.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"

@@ -46,6 +46,13 @@ def test_admin_pages_open_for_staff(client, staff, model, django_capture_on_comm
     with django_capture_on_commit_callbacks(execute=True):  # stored events and their copies too
         do_delete_message(message, actor=course.instructors.first())
     do_mute_member(course, actor=course.instructors.first(), user=course.students.first(), until=None)
+    # A platform person and course, as an LTI launch leaves them.
+    from lms.lti.actions import Person, do_get_or_create_lti_course, do_get_or_create_lti_user
+
+    do_get_or_create_lti_user("https://moodle.example.edu", Person(sub="42", name="Ana Lima"))
+    do_get_or_create_lti_course(
+        "https://moodle.example.edu", deployment_id="1", context_id="7", title="Biology", label="BIO"
+    )
 
     client.force_login(staff)
     obj = model.objects.first()

@@ -435,7 +435,7 @@ class Viewer:
 
     async def request(self, reaction: Reaction, state: dict) -> None:
         headers = {
-            "Cookie": self.cookie, "HX-Request": "true", "HX-Current-URL": f"http://127.0.0.1{self.page_path}",
+            "Cookie": self.cookie, "HX-Request": "true", "HX-Current-URL": f"http://127.0.0.1:{self.owner.pool.port}{self.page_path}",
             "X-CSRFToken": self.page.csrf_token, "Accept": "*/*",
         }
         if reaction.element.startswith("#"):

@@ -1,7 +1,7 @@
 """The real-time benchmark: the app against a bare ASGI yardstick, in one run (bench/README.md).
 
-    make bench                 # the full run (25-30 minutes on 2 cores)
-    make bench ARGS=--quick    # under 2 minutes, N up to 1,000
+    make bench                 # the full run (30-35 minutes on 2 cores)
+    make bench ARGS=--quick    # under 4 minutes, N up to 1,000
 
 Starts everything it needs on 127.0.0.1 (a throwaway PostgreSQL database, the app under
 gunicorn with 2 uvicorn workers as the Procfile runs it, the yardstick the same way, client
@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="make bench ARGS=...", description="Benchmark the real-time path against a bare ASGI yardstick."
     )
-    parser.add_argument("--quick", action="store_true", help="everyday mode: under 2 minutes, N up to 1,000")
+    parser.add_argument("--quick", action="store_true", help="everyday mode: under 4 minutes, N up to 1,000")
     parser.add_argument("--reps", type=int, help="repetitions per figure (default 3; quick 1)")
     parser.add_argument("--ladder", type=int, nargs=2, metavar=("STEP", "MAX"),
                         help="figure 1: streams added STEP at a time up to MAX (default 500 10000)")

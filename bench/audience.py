@@ -527,23 +527,31 @@ class AudienceWorker:
                             viewer: Viewer) -> Response | None:
         """A page's request; not sent if the reactions were switched off while it waited for a
         connection (a run's requests must not spill into the next run)."""
-        self.inflight += 1
-        started = time.monotonic_ns()
-        try:
-            response = await self.pool.request(method, url, headers, body, skip=lambda: not viewer.reacting)
-            if response is None:
-                return None
+        # Counted when sent, in the run it was sent in (its answer too, whenever it comes).
+        tally = self.tally
+
+        def skip() -> bool:  # a connection is free: send, and count it, unless the page stopped
+            nonlocal tally
+            if not viewer.reacting:
+                return True
             tally = self.tally
             tally.requests += 1
             tally.by_kind[kind] = tally.by_kind.get(kind, 0) + 1
+            return False
+
+        self.inflight += 1
+        started = time.monotonic_ns()
+        try:
+            response = await self.pool.request(method, url, headers, body, skip=skip)
+            if response is None:
+                return None
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
-            self.tally.requests += 1
-            self.tally.failed += 1
+            tally.failed += 1
             return None
         finally:
             self.inflight -= 1
-        self.tally.status[response.status] = self.tally.status.get(response.status, 0) + 1
-        self.tally.ms.append((time.monotonic_ns() - started) / 1e6)
+        tally.status[response.status] = tally.status.get(response.status, 0) + 1
+        tally.ms.append((time.monotonic_ns() - started) / 1e6)
         return response
 
     async def audience_open(self, port: int, page_path: str, items: list, pool_size: int, concurrency: int,

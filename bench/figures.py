@@ -331,6 +331,9 @@ class Figures:
                 row["reacting"] = await self.audience_run(server, post, len(held), f"audience N={n} reacting")
                 await self.clients.audience_react(False)
                 row["drained_seconds"] = await self.drain_requests()
+                # The requests the pages sent during the run and the server answered after it
+                # belong to it: their answers, and what the server logged meanwhile.
+                self.audience_answers(row["reacting"], (await self.clients.audience_collect())[1], server)
                 figure["rows"][str(n)] = row
                 for mode in ("ideal", "reacting"):
                     r = row[mode]
@@ -371,14 +374,32 @@ class Figures:
         result = stats.analyze_posts(posts, collected, n)
         count = max(len(posts), 1)
         worker_cores = sum(v for k, v in cpu["cores"].items() if k.startswith("worker"))
-        statuses = {int(k): v for k, v in tally["status"].items()}
-        post_5xx = sum(1 for p in posts if p[4] >= 500)
-        return {
+        out = {
             "posts": len(posts),
             "posts_ok": ok,
             "deliveries": tally["events"],
             "deliveries_per_message": round(tally["events"] / count, 1),
             "kb_per_message": round(collected["received"] / count / 1000, 1),
+            "message_ms": result["fanout_ms"],
+            "messages_missing": result["lost"],
+            "post_ms": result["post_ms"],
+            "post_5xx": sum(1 for p in posts if p[4] >= 500),
+            "failed_posts": result["failed_posts"],
+            "cpu_s_per_message": round(worker_cores * wall / count, 3),
+            "worker_cores": round(worker_cores, 3),
+            "dropped_streams": collected["dropped"],
+            "log_offset": offset,
+            "cpu": cpu,
+        }
+        self.audience_answers(out, tally, server)
+        return out
+
+    @staticmethod
+    def audience_answers(out: dict, tally: dict, server: Server) -> None:
+        """The pages' requests of a run and their answers, 5xx, and the errors the server logged."""
+        count = max(out["posts"], 1)
+        statuses = {int(k): v for k, v in tally["status"].items()}
+        out.update({
             "requests": tally["requests"],
             "requests_per_message": round(tally["requests"] / count, 2),
             "requests_by_kind": dict(tally["by_kind"]),
@@ -386,17 +407,9 @@ class Figures:
             "request_failures": tally["failed"],
             "request_ms": stats.summary(tally["ms"]),
             "loop_capped": tally["loop_capped"],
-            "message_ms": result["fanout_ms"],
-            "messages_missing": result["lost"],
-            "post_ms": result["post_ms"],
-            "failed_posts": result["failed_posts"],
-            "cpu_s_per_message": round(worker_cores * wall / count, 3),
-            "worker_cores": round(worker_cores, 3),
-            "http_5xx": post_5xx + sum(v for k, v in statuses.items() if k >= 500),
-            "server_errors": server.errors_since(offset),
-            "dropped_streams": collected["dropped"],
-            "cpu": cpu,
-        }
+            "http_5xx": out["post_5xx"] + sum(v for k, v in statuses.items() if k >= 500),
+            "server_errors": server.errors_since(out["log_offset"]),
+        })
 
     async def drain_requests(self, limit: float = 30.0) -> float:
         """After the reactions stop, wait until the viewers' requests already sent are answered."""

@@ -36,11 +36,32 @@ from html.parser import HTMLParser
 # READ_REPORT_SECONDS after the last.
 READ_REPORT_MODE = "debounce"
 READ_REPORT_SECONDS = 1.5
+# What the two lines above were read from: `read_report_fingerprint()` of app.js. When it no
+# longer matches, tests/test_bench_audience.py fails: read reportRead() again, set the mode and
+# the period to what it does now, and copy the new fingerprint here.
+READ_REPORT_FINGERPRINT = "b3ed11e3d17e06b9"
 
 # A page whose element re-triggers itself sends requests as fast as the answers come (one idle
 # tab sent ~22 a second, issue 13). The bench lets each viewer's loop run at most this fast, so
 # that the loop is bounded; the connection pool bounds it further.
 LOOP_MAX_PER_SECOND = 25.0
+
+
+
+def read_report_fingerprint(app_js: str) -> str:
+    """A digest of reportRead() in app.js and of the lines that call it (and the events they
+    run on), blanks squeezed: it changes when the read reports' timing may have changed."""
+    import hashlib
+
+    start = app_js.index("function reportRead(")
+    body = " ".join(app_js[start:app_js.index("\n  }\n", start)].split())
+    lines = app_js.splitlines()
+    calls = []
+    for i, line in enumerate(lines):
+        if ("reportRead" in line or "refresh" in line) and "function reportRead(" not in line:
+            calls += [lines[i - 1].strip(), line.strip()] if "refresh" in line else [line.strip()]
+    return hashlib.sha256((body + "\n" + "\n".join(calls)).encode()).hexdigest()[:16]
+
 
 MESSAGE_ID = re.compile(rb'id="message-(\d+)"')
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import re
 import sys
 import time
 import uuid
@@ -133,7 +134,7 @@ class Server:
 
     def errors_since(self, offset: int) -> dict:
         """Tracebacks and ERROR lines the server logged after `offset` (its log's size then)."""
-        found = {"tracebacks": 0, "error_lines": 0, "first": []}
+        found = {"tracebacks": 0, "error_lines": 0, "first": [], "kinds": {}}
         try:
             with open(self.proc.log, "rb") as log_file:
                 log_file.seek(offset)
@@ -141,16 +142,20 @@ class Server:
         except OSError:
             return found
         lines = text.splitlines()
+        kinds: Counter = Counter()
         for i, line in enumerate(lines):
             if line.startswith("Traceback (most recent call last)"):
                 found["tracebacks"] += 1
                 tail = next((x for x in lines[i + 1:i + 200] if x and not x.startswith((" ", "\t"))), line)
+                kinds[tail.strip()[:160]] += 1
                 if len(found["first"]) < 5:
                     found["first"].append(tail.strip()[:200])
             elif "ERROR" in line or "CRITICAL" in line:
                 found["error_lines"] += 1
+                kinds[re.sub(r"user-\d+|\d+", "N", line.split("] ")[-1].strip())[:160]] += 1
                 if len(found["first"]) < 5:
                     found["first"].append(line.strip()[:200])
+        found["kinds"] = dict(kinds.most_common(5))
         return found
 
     def rss(self) -> dict[int, int | None]:

@@ -215,7 +215,11 @@ def table(results: dict) -> str:
                 ("    5xx answers", ("http_5xx",), num),
             ):
                 add(row(label, fmt(get(a, *keys)), fmt(get(i, *keys)), ratio(get(a, *keys), get(i, *keys)), ""))
-            add(row("    server errors logged (tracebacks + ERROR lines)", num(logged(a)), num(logged(i)), "", ""))
+            add(row("    server errors logged (tracebacks + ERROR lines)", num(logged(get(a, "server_errors"))),
+                    num(logged(get(i, "server_errors"))), "", ""))
+            for mode, side in (("reacting", a), ("ideal", i)):
+                for kind, count in list((get(side, "server_errors", "kinds") or {}).items())[:2]:
+                    add(f"      {mode}: {count:,} x {kind}")
             opening = logged(r.get("open_server_errors"))
             if opening or r.get("open_failures"):
                 add(f"    while the viewers opened the page: {opening} server errors logged, "

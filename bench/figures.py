@@ -321,6 +321,7 @@ class Figures:
                     for line in table["reactions"]:
                         log(f"  {line}")
                 settle = await self.quiesce()
+                settle += await self.log_quiet(server, log_offset)
                 log(f"Figure 6: {len(held):,} viewers ready in {ready:.1f} s, quiet after {settle:g} s"
                     + (f", {sum(failures.values())} failed {dict(failures)}" if failures else ""))
                 row = {"viewers": len(held), "ready_seconds": round(ready, 1), "open_failures": dict(failures),
@@ -410,6 +411,19 @@ class Figures:
             "http_5xx": out["post_5xx"] + sum(v for k, v in statuses.items() if k >= 500),
             "server_errors": server.errors_since(out["log_offset"]),
         })
+
+    @staticmethod
+    async def log_quiet(server: Server, offset: int, limit: float = 30.0) -> float:
+        """Wait until the server has logged no new error for 2 s (errors caused by the viewers
+        joining, such as presence callbacks, are not the next run's), at most `limit` seconds."""
+        started, last, calm = time.monotonic(), None, 0
+        while time.monotonic() - started < limit and calm < 2:
+            found = server.errors_since(offset)
+            now = found["tracebacks"] + found["error_lines"]
+            calm = calm + 1 if now == last else 0
+            last = now
+            await asyncio.sleep(1.0)
+        return round(time.monotonic() - started, 1)
 
     async def drain_requests(self, limit: float = 30.0) -> float:
         """After the reactions stop, wait until the viewers' requests already sent are answered."""

@@ -306,13 +306,15 @@ class Figures:
         try:
             await self.warm_up(server)
             held: dict = {}
+            users = 0  # viewers are users 0, 1, 2, ... of the seed, each once (also after a failure)
             for n in sorted(args.audience_n):
                 started = time.monotonic()
                 log_offset = server.log_size()
                 opened, failures, table = await self.clients.audience_open(
-                    server, len(held), n - len(held), page, pool_size=args.audience_pool,
+                    server, users, n - len(held), page, pool_size=args.audience_pool,
                     deadline=args.step_limit * 2,
                 )
+                users += n - len(held)
                 held.update(opened)
                 ready = time.monotonic() - started
                 if table and "table" not in figure:

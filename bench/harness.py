@@ -152,7 +152,8 @@ class Server:
                     found["first"].append(tail.strip()[:200])
             elif "ERROR" in line or "CRITICAL" in line:
                 found["error_lines"] += 1
-                kinds[re.sub(r"user-\d+|\d+", "N", line.split("] ")[-1].strip())[:160]] += 1
+                message = re.sub(r"^\[?[\d\-:T ,.+]+\]?\s*", "", line.split("] ")[-1].strip())  # no timestamp
+                kinds[re.sub(r"\d+", "N", message)[:160]] += 1
                 if len(found["first"]) < 5:
                     found["first"].append(line.strip()[:200])
         found["kinds"] = dict(kinds.most_common(5))

@@ -173,18 +173,19 @@ def test_delay_restarts_and_throttle_drops():
     async def scenario():
         owner = FakeOwner()
         viewer = viewer_for(owner, [
-            Reaction("sse:a", "GET", "/debounced/", "#a", delay=0.1),
-            Reaction("sse:b", "GET", "/throttled/", "#b", throttle=0.3),
+            Reaction("sse:a", "GET", "/debounced/", "#a", delay=0.3),
+            Reaction("sse:b", "GET", "/throttled/", "#b", throttle=1.0),
         ])
         viewer.start()
         for _ in range(5):
             viewer.on_event("a", b"")
             viewer.on_event("b", b"")
             await asyncio.sleep(0.03)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         viewer.stop()
         return owner.sent
 
+    # (Margins wide enough for a busy machine: a stall of 0.3 s would split the burst.)
     sent = asyncio.run(scenario())
     assert sent.count(("GET", "/debounced/")) == 1
     assert sent.count(("GET", "/throttled/")) == 1
@@ -203,25 +204,25 @@ def test_an_element_that_loads_itself_again_loops_within_the_bound(monkeypatch):
         return owner.sent
 
     sent = asyncio.run(scenario())
-    assert 5 <= len(sent) <= 12  # a loop, at most 20 a second
+    assert 3 <= len(sent) <= 12  # a loop, at most 20 a second
 
 
 def test_read_reports_follow_app_js(monkeypatch):
-    monkeypatch.setattr(audience, "READ_REPORT_SECONDS", 0.1)
+    monkeypatch.setattr(audience, "READ_REPORT_SECONDS", 0.15)
 
     async def scenario(mode):
         monkeypatch.setattr(audience, "READ_REPORT_MODE", mode)
         owner = FakeOwner()
         viewer = viewer_for(owner, [], read_url="/chat/1/read/", swaps={"message_created"})
         viewer.start()
-        for pk in range(1, 11):  # a message every 40 ms for 0.4 s, then quiet
+        for pk in range(1, 21):  # a message every 30 ms for 0.6 s, then quiet
             viewer.on_event("message_created", f'<li id="message-{pk}">'.encode())
-            await asyncio.sleep(0.04)
-        await asyncio.sleep(0.3)
+            await asyncio.sleep(0.03)
+        await asyncio.sleep(0.5)
         viewer.stop()
         return owner.sent
 
     debounced = asyncio.run(scenario("debounce"))
-    assert debounced == [("POST", "/chat/1/read/ last_id=10")]  # once traffic stops, never during it
+    assert debounced == [("POST", "/chat/1/read/ last_id=20")]  # once traffic stops, never during it
     throttled = asyncio.run(scenario("throttle"))
-    assert 3 <= len(throttled) <= 6 and throttled[-1] == ("POST", "/chat/1/read/ last_id=10")
+    assert 2 <= len(throttled) <= 6 and throttled[-1] == ("POST", "/chat/1/read/ last_id=20")

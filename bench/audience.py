@@ -14,6 +14,8 @@ What a page does, and how a viewer here does the same:
   and again each time an answer replaces the element
   (`hx-swap="outerHTML"`) with one whose trigger names `load` again (a request loop; bounded
   here by `LOOP_MAX_PER_SECOND` per viewer and by the connection pool).
+- `lms:refresh` on an element with `data-refresh-on="<event> ..."`: app.js's coalesced
+  re-fetch of a region (`REFRESH_DEFAULT_SECONDS`, or the element's `data-refresh-ms`).
 - `every Ns`: a poll. `lms:reconnected from:body`: after a reconnect (the bench's streams do
   not reconnect during a run; a dropped stream is counted). `lms:stream-reset from:body`: on
   the `stream-reset` event.
@@ -40,6 +42,14 @@ READ_REPORT_SECONDS = 1.5
 # longer matches, tests/test_bench_audience.py fails: read reportRead() again, set the mode and
 # the period to what it does now, and copy the new fingerprint here.
 READ_REPORT_FINGERPRINT = "b3ed11e3d17e06b9"
+# Whether the page counts the messages it opened with as read (no report for them): false in
+# the reportRead() above (`reported` starts at 0), true where it starts at the newest shown.
+READ_REPORT_OPENING_IS_READ = False
+
+# Regions that app.js re-fetches when events arrive (`data-refresh-on="event ..."` with
+# `hx-trigger="lms:refresh"`, where the page has them): at most one every `data-refresh-ms`
+# while the events come (the first at once), and one after the last. The default period:
+REFRESH_DEFAULT_SECONDS = 3.0
 
 # A page whose element re-triggers itself sends requests as fast as the answers come (one idle
 # tab sent ~22 a second, issue 13). The bench lets each viewer's loop run at most this fast, so
@@ -83,6 +93,8 @@ class Reaction:
     every: float = 0.0
     source: str = ""  # from:<source>
     target: str = ""
+    refresh_on: tuple[str, ...] = ()  # lms:refresh: the events app.js re-fetches the region on
+    refresh_every: float = 0.0
 
     @property
     def sse_event(self) -> str | None:
@@ -233,6 +245,9 @@ class _Parser(HTMLParser):
                 event=name, method=method, url=url, element=element, swap=a.get("hx-swap", "innerHTML"),
                 delay=trigger["delay"], throttle=trigger["throttle"], every=trigger["every"],
                 source=trigger["source"], target=a.get("hx-target", ""),
+                refresh_on=tuple(a.get("data-refresh-on", "").split()) if name == "lms:refresh" and a.get("id") else (),
+                refresh_every=(int(a.get("data-refresh-ms") or 0) / 1000 or REFRESH_DEFAULT_SECONDS)
+                if name == "lms:refresh" else 0.0,
             ))
 
 
@@ -361,7 +376,8 @@ class Viewer:
         self.handles: list = []  # timers to cancel when the reactions stop
         self.elements: dict = {}  # element -> {"timer", "throttled_until", "busy", "queued"}
         self.last_id = page.last_message_id
-        self.reported = 0
+        self.reported = page.last_message_id if READ_REPORT_OPENING_IS_READ else 0
+        self.refreshes: dict[str, dict] = {}  # element -> {"last", "timer"} (app.js's `refreshes`)
         self.read_timer = None
         self.read_id = 0
         self.last_loop = 0.0
@@ -393,6 +409,8 @@ class Viewer:
         if self.read_timer is not None:
             self.read_timer.cancel()
             self.read_timer = None
+        for due in self.refreshes.values():
+            due["timer"] = None  # (cancelled with the handles)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -414,7 +432,28 @@ class Viewer:
         for reaction in self.by_event.get(f"sse:{name}", []):
             self.trigger(reaction)
         if name in self.listened:
+            self.refresh_regions(name)
             self.swapped()
+
+    def refresh_regions(self, name: str) -> None:
+        """app.js: on an event a region names in data-refresh-on, `lms:refresh` on it, at most
+        once per its period while the events come (the first at once) and once after the last."""
+        for reaction in self.by_event.get("lms:refresh", []):
+            if name not in reaction.refresh_on:
+                continue
+            due = self.refreshes.setdefault(reaction.element, {"last": -1e9, "timer": None})
+            if due["timer"] is not None:
+                continue
+            loop = self.owner.loop
+
+            def fire(reaction=reaction, due=due) -> None:
+                due["timer"] = None
+                due["last"] = loop.time()
+                if self.reacting:
+                    self.trigger(reaction)
+
+            due["timer"] = loop.call_later(max(0.0, due["last"] + reaction.refresh_every - loop.time()), fire)
+            self.handles.append(due["timer"])
 
     def poll(self, reaction: Reaction) -> None:
         def tick() -> None:

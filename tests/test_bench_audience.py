@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The DOM events the viewers of figure 6 act on; anything else a page triggers on must be a
 # person's doing (a click, typing), or the bench has to learn it.
-SIMULATED = {"load", "every", "lms:reconnected", "lms:stream-reset"}
+SIMULATED = {"load", "every", "lms:reconnected", "lms:stream-reset", "lms:refresh"}
 
 TAG = re.compile(r"<([a-zA-Z][\w-]*)\s([^>]*)>")
 ATTRIBUTE = re.compile(r'([\w:-]+)="([^"]*)"')
@@ -82,6 +82,8 @@ def test_the_parser_reads_every_trigger_the_stream_page_declares(stream_page):
         assert reaction.sse_event or reaction.event in SIMULATED, (
             f"{reaction.element} reacts to {reaction.event!r}, which bench/audience.py does not simulate"
         )
+        if reaction.event == "lms:refresh":  # app.js triggers it for the events of data-refresh-on
+            assert reaction.refresh_on and set(reaction.refresh_on) <= page.listened
     # What the parser leaves to a person is a person's doing.
     for element, spec in page.ignored:
         assert spec.split()[0] in audience.USER_EVENTS, f"{element}: {spec!r} would be missed by the bench"
@@ -205,6 +207,28 @@ def test_an_element_that_loads_itself_again_loops_within_the_bound(monkeypatch):
 
     sent = asyncio.run(scenario())
     assert 3 <= len(sent) <= 12  # a loop, at most 20 a second
+
+
+def test_regions_refresh_at_most_once_a_period_and_after_the_last_event():
+    page = parse_page('<div id="stats" hx-get="/stats/" hx-trigger="lms:refresh" data-refresh-on="a b" '
+                      'data-refresh-ms="200"></div><div sse-swap="a,b,c" hx-swap="none"></div>')
+    (reaction,) = page.reactions
+    assert (reaction.event, reaction.refresh_on, reaction.refresh_every) == ("lms:refresh", ("a", "b"), 0.2)
+
+    async def scenario():
+        owner = FakeOwner()
+        viewer = viewer_for(owner, page.reactions, swaps=page.sse_swaps)
+        viewer.start()
+        for i in range(16):  # an event every 30 ms for 0.48 s, then quiet
+            viewer.on_event("ab"[i % 2], b"")
+            viewer.on_event("c", b"")
+            await asyncio.sleep(0.03)
+        await asyncio.sleep(0.5)
+        viewer.stop()
+        return owner.sent
+
+    sent = asyncio.run(scenario())
+    assert 2 <= len(sent) <= 4 and set(sent) == {("GET", "/stats/")}  # at once, every 0.2 s, after the last
 
 
 def test_read_reports_follow_app_js(monkeypatch):

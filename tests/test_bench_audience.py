@@ -141,7 +141,10 @@ def test_read_report_timing_mirrors_app_js():
     )
     start = source.index("function reportRead(")
     body = source[start:source.index("\n  }\n", start)]
-    delays = [int(d) for d in re.findall(r"setTimeout\([\s\S]*?\},\s*(\d+)\)", body)]
+    delays = []
+    for delay in re.findall(r"setTimeout\([\s\S]*?\},\s*(\w+)\)", body):  # a number, or a var set to one
+        named = re.search(rf"\b(?:var|let|const)\s+{delay}\s*=\s*(\d+)", source)
+        delays.append(int(delay) if delay.isdecimal() else int(named.group(1)) if named else None)
     assert round(audience.READ_REPORT_SECONDS * 1000) in delays
     assert audience.READ_REPORT_MODE in ("debounce", "throttle")
 

@@ -22,6 +22,8 @@ import struct
 import time
 from collections import Counter
 
+from bench.audience import AudienceWorker, Tally
+
 LINGER0 = struct.pack("ii", 1, 0)  # close with RST: no TIME_WAIT pile-up between runs
 MARK = b"BQ"
 
@@ -29,7 +31,7 @@ MARK = b"BQ"
 class Stream(asyncio.Protocol):
     __slots__ = (
         "owner", "idx", "request", "transport", "port", "head", "headers_done", "chunked",
-        "raw", "chunk_left", "crlf_left", "buf", "opened", "status", "seen", "closing",
+        "raw", "chunk_left", "crlf_left", "buf", "opened", "status", "seen", "closing", "hook",
     )
 
     def __init__(self, owner: Worker, idx: int, request: bytes):
@@ -49,6 +51,7 @@ class Stream(asyncio.Protocol):
         self.status = 0
         self.seen = bytearray()
         self.closing = False
+        self.hook = None  # figure 6: (stream, buf, start, end, now) for every event once open
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -97,6 +100,9 @@ class Stream(asyncio.Protocol):
                     now = now or time.monotonic_ns()
                     owner.hb_idx.append(self.idx)
                     owner.hb_ns.append(now)
+            elif self.hook is not None and self.opened.done():
+                now = now or time.monotonic_ns()
+                self.hook(self, buf, start, end, now)
             else:
                 mark = buf.find(MARK, start, end)
                 if mark >= 0:
@@ -159,7 +165,7 @@ class Stream(asyncio.Protocol):
         return b"".join(out)
 
 
-class Worker:
+class Worker(AudienceWorker):
     """One client process: holds its streams and answers the bench's commands."""
 
     def __init__(self, conn, loop: asyncio.AbstractEventLoop):
@@ -167,6 +173,7 @@ class Worker:
         self.loop = loop
         self.streams: dict[int, Stream] = {}
         self.done = loop.create_future()
+        self.audience_init()
         self.reset(0, False)
 
     def reset(self, run: int, heartbeats: bool) -> dict:
@@ -178,6 +185,8 @@ class Worker:
         self.hb_idx = array.array("q")
         self.hb_ns = array.array("q")
         self.duplicates = self.stale = self.dropped = self.other_events = self.received = 0
+        self.events = 0
+        self.tally = Tally()
         for stream in self.streams.values():
             stream.seen = bytearray()
         return {}
@@ -189,6 +198,9 @@ class Worker:
             "dropped": self.dropped,
             "duplicates": self.duplicates,
             "received": self.received,
+            "events": self.events,
+            "requests": self.tally.requests,
+            "inflight": self.inflight,
         }
 
     def collect(self) -> dict:
@@ -204,6 +216,8 @@ class Worker:
             "other_events": self.other_events,
             "received": self.received,
             "open": len(self.streams),
+            "events": self.events,
+            "tally": self.tally.as_dict(),
         }
 
     async def open(self, port: int, path: str, items: list, concurrency: int, timeout: float,
@@ -247,6 +261,9 @@ class Worker:
         targets = list(self.streams) if idxs is None else [i for i in idxs if i in self.streams]
         for idx in targets:
             self.streams.pop(idx).close()
+            viewer = self.viewers.pop(idx, None)
+            if viewer is not None:
+                viewer.stop()
         return {"closed": len(targets)}
 
     def on_command(self) -> None:
@@ -256,8 +273,8 @@ class Worker:
             if not self.done.done():
                 self.done.set_result(None)
             return
-        if name == "open":
-            task = self.loop.create_task(self.open(**kwargs))
+        if name in ("open", "audience_open"):
+            task = self.loop.create_task(getattr(self, name)(**kwargs))
             task.add_done_callback(
                 lambda t: self.reply({"error": repr(t.exception())} if t.exception() else t.result())
             )
@@ -267,7 +284,8 @@ class Worker:
             self.reply({})
             self.done.set_result(None)
             return
-        handler = {"close": self.close, "reset": self.reset, "status": self.status, "collect": self.collect}
+        handler = {"close": self.close, "reset": self.reset, "status": self.status, "collect": self.collect,
+                   "audience_react": self.audience_react, "audience_close": self.audience_close}
         self.reply(handler[name](**kwargs))
 
     def reply(self, value) -> None:

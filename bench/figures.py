@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from bench import procs, stats
+from bench.client import Poster
 from bench.harness import ROOT, Server, log
 
 RESULTS = ROOT / "bench" / "results"
@@ -284,6 +285,157 @@ class Figures:
         figure["throughput"] = self.sampler.of("throughput")
         figure["ladder_idle"] = self.sampler.of("ladder app")
 
+    # -- figure 6: a livestream audience whose pages react as the real page does ------------------
+
+    async def audience(self) -> None:
+        """Figure 6: N viewers of one live stream (each a user of its own, holding the stream page's
+        own event stream) while one person chats at 1 message/s; the same viewers with their
+        reactions off (the ideal), then reacting as the page does (bench/audience.py)."""
+        args = self.args
+        seed = self.seed
+        page = f"/livestream/{seed['stream_id']}/"
+        figure = self.results["figures"].setdefault("audience", {
+            "seconds": args.audience_seconds, "rate": 1.0, "page": page, "pool_per_process": args.audience_pool,
+            "rows": {},
+        })
+        server = await self.start_server("app", 20.0)
+
+        def post(run: int, seq: int, intended: int) -> bytes:
+            return server.post_request(run, seq, intended, room_id=seed["stream_room_id"], page=page)
+
+        try:
+            await self.warm_up(server)
+            held: dict = {}
+            users = 0  # viewers are users 0, 1, 2, ... of the seed, each once (also after a failure)
+            for n in sorted(args.audience_n):
+                started = time.monotonic()
+                log_offset = server.log_size()
+                opened, failures, table = await self.clients.audience_open(
+                    server, users, n - len(held), page, pool_size=args.audience_pool,
+                    deadline=args.step_limit * 2,
+                )
+                users += n - len(held)
+                held.update(opened)
+                ready = time.monotonic() - started
+                if table and "table" not in figure:
+                    figure["table"] = table
+                    log(f"Figure 6: the stream page's reactions ({table['stream_url']}):")
+                    for line in table["reactions"]:
+                        log(f"  {line}")
+                settle = await self.quiesce()
+                settle += await self.log_quiet(server, log_offset)
+                log(f"Figure 6: {len(held):,} viewers ready in {ready:.1f} s, quiet after {settle:g} s"
+                    + (f", {sum(failures.values())} failed {dict(failures)}" if failures else ""))
+                row = {"viewers": len(held), "ready_seconds": round(ready, 1), "open_failures": dict(failures),
+                       "open_server_errors": server.errors_since(log_offset)}
+                row["ideal"] = await self.audience_run(server, post, len(held), f"audience N={n} ideal")
+                await self.clients.audience_react(True)
+                await asyncio.sleep(args.settle)
+                row["reacting"] = await self.audience_run(server, post, len(held), f"audience N={n} reacting")
+                await self.clients.audience_react(False)
+                row["drained_seconds"] = await self.drain_requests()
+                # The requests the pages sent during the run and the server answered after it
+                # belong to it: their answers, and what the server logged meanwhile.
+                self.audience_answers(row["reacting"], (await self.clients.audience_collect())[1], server)
+                figure["rows"][str(n)] = row
+                for mode in ("ideal", "reacting"):
+                    r = row[mode]
+                    log(f"Figure 6, N={n:,}, {mode}: {num1(r['deliveries_per_message'])} deliveries/message, "
+                        f"{num1(r['kb_per_message'])} KB/message, {num1(r['requests_per_message'])} requests/message, "
+                        f"message p50 {fmt_ms(r['message_ms']['p50'])} p99 {fmt_ms(r['message_ms']['p99'])}, "
+                        f"POST p99 {fmt_ms(r['post_ms']['p99'])}, worker CPU {r['cpu_s_per_message']:.3f} s/message, "
+                        f"{r['http_5xx']} 5xx, {r['server_errors']['tracebacks'] + r['server_errors']['error_lines']}"
+                        f" server errors")
+        finally:
+            await self.clients.release()
+            if not self.clients.out_of_step:
+                await self.clients.audience_close()
+            self.stop_server(server)
+
+    async def audience_run(self, server: Server, post, n: int, phase: str) -> dict:
+        """One minute (or `--audience-seconds`) of chat at 1 message/s to `n` viewers."""
+        self.run_id += 1
+        run = self.run_id
+        await self.clients.reset(run)
+        offset = server.log_size()
+        meter = self.meter(server).start()
+        started = time.monotonic()
+        poster = Poster(server.port, post, timeout=10.0)
+        try:
+            posts = await poster.run(run, 1.0, max(1, int(round(self.args.audience_seconds))))
+        finally:
+            poster.close()
+        ok = sum(1 for p in posts if 200 <= p[4] < 300)
+        deadline = time.monotonic() + self.args.audience_drain
+        while time.monotonic() < deadline:
+            if (await self.clients.status())["deliveries"] >= ok * n:
+                break
+            await asyncio.sleep(0.1)
+        wall = time.monotonic() - started
+        cpu = self.record_cpu(phase, meter.stop())
+        collected, tally = await self.clients.audience_collect()
+        result = stats.analyze_posts(posts, collected, n)
+        count = max(len(posts), 1)
+        worker_cores = sum(v for k, v in cpu["cores"].items() if k.startswith("worker"))
+        out = {
+            "posts": len(posts),
+            "posts_ok": ok,
+            "deliveries": tally["events"],
+            "deliveries_per_message": round(tally["events"] / count, 1),
+            "kb_per_message": round(collected["received"] / count / 1000, 1),
+            "message_ms": result["fanout_ms"],
+            "messages_missing": result["lost"],
+            "post_ms": result["post_ms"],
+            "post_5xx": sum(1 for p in posts if p[4] >= 500),
+            "failed_posts": result["failed_posts"],
+            "cpu_s_per_message": round(worker_cores * wall / count, 3),
+            "worker_cores": round(worker_cores, 3),
+            "dropped_streams": collected["dropped"],
+            "log_offset": offset,
+            "cpu": cpu,
+        }
+        self.audience_answers(out, tally, server)
+        return out
+
+    @staticmethod
+    def audience_answers(out: dict, tally: dict, server: Server) -> None:
+        """The pages' requests of a run and their answers, 5xx, and the errors the server logged."""
+        count = max(out["posts"], 1)
+        statuses = {int(k): v for k, v in tally["status"].items()}
+        out.update({
+            "requests": tally["requests"],
+            "requests_per_message": round(tally["requests"] / count, 2),
+            "requests_by_kind": dict(tally["by_kind"]),
+            "request_status": statuses,
+            "request_failures": tally["failed"],
+            "request_ms": stats.summary(tally["ms"]),
+            "loop_capped": tally["loop_capped"],
+            "http_5xx": out["post_5xx"] + sum(v for k, v in statuses.items() if k >= 500),
+            "server_errors": server.errors_since(out["log_offset"]),
+        })
+
+    @staticmethod
+    async def log_quiet(server: Server, offset: int, limit: float = 30.0) -> float:
+        """Wait until the server has logged no new error for 2 s (errors caused by the viewers
+        joining, such as presence callbacks, are not the next run's), at most `limit` seconds."""
+        started, last, calm = time.monotonic(), None, 0
+        while time.monotonic() - started < limit and calm < 2:
+            found = server.errors_since(offset)
+            now = found["tracebacks"] + found["error_lines"]
+            calm = calm + 1 if now == last else 0
+            last = now
+            await asyncio.sleep(1.0)
+        return round(time.monotonic() - started, 1)
+
+    async def drain_requests(self, limit: float = 30.0) -> float:
+        """After the reactions stop, wait until the viewers' requests already sent are answered."""
+        started = time.monotonic()
+        while time.monotonic() - started < limit:
+            if (await self.clients.status())["inflight"] == 0:
+                break
+            await asyncio.sleep(0.2)
+        return round(time.monotonic() - started, 1)
+
     # -- profiling -------------------------------------------------------------------------------
 
     def start_profile(self, server: Server, seconds: float) -> list:
@@ -329,6 +481,10 @@ def fanout_ok(result: dict) -> bool:
 
 def strip(result: dict) -> dict:
     return {k: v for k, v in result.items() if k not in ("backlog",)}
+
+
+def num1(value) -> str:
+    return "-" if value is None else f"{value:,.1f}"
 
 
 def fmt_ms(value) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import re
 import sys
 import time
 import uuid
@@ -105,17 +106,18 @@ class Server:
     def stream_path(self) -> str:
         return f"/events/?channel=room-{self.bench.seed['room_id']}"
 
-    def post_request(self, run: int, seq: int, intended: int) -> bytes:
+    def post_request(self, run: int, seq: int, intended: int, *, room_id: int | None = None,
+                     page: str = "/chat/") -> bytes:
         token = f"BQ{run}R{seq}T{intended}E"
         host = f"127.0.0.1:{self.port}"
         if self.kind == "app":
             csrf = self.bench.csrf
             body = urlencode({"body": token, "client_token": str(uuid.uuid4()), "csrfmiddlewaretoken": csrf})
             head = (
-                f"POST /chat/{self.bench.seed['room_id']}/messages/ HTTP/1.1\r\nHost: {host}\r\n"
+                f"POST /chat/{room_id or self.bench.seed['room_id']}/messages/ HTTP/1.1\r\nHost: {host}\r\n"
                 f"Cookie: sessionid={self.bench.seed['poster_session']}; csrftoken={csrf}\r\n"
-                f"X-CSRFToken: {csrf}\r\nHX-Request: true\r\nHX-Current-URL: http://{host}/chat/\r\n"
-                f"Origin: http://{host}\r\nReferer: http://{host}/chat/\r\n"
+                f"X-CSRFToken: {csrf}\r\nHX-Request: true\r\nHX-Current-URL: http://{host}{page}\r\n"
+                f"Origin: http://{host}\r\nReferer: http://{host}{page}\r\n"
             )
         else:
             body = urlencode({"token": token, "seq": seq})
@@ -123,6 +125,39 @@ class Server:
         return (
             f"{head}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n{body}"
         ).encode()
+
+    def log_size(self) -> int:
+        try:
+            return Path(self.proc.log).stat().st_size
+        except OSError:
+            return 0
+
+    def errors_since(self, offset: int) -> dict:
+        """Tracebacks and ERROR lines the server logged after `offset` (its log's size then)."""
+        found = {"tracebacks": 0, "error_lines": 0, "first": [], "kinds": {}}
+        try:
+            with open(self.proc.log, "rb") as log_file:
+                log_file.seek(offset)
+                text = log_file.read(50_000_000).decode("utf-8", "replace")
+        except OSError:
+            return found
+        lines = text.splitlines()
+        kinds: Counter = Counter()
+        for i, line in enumerate(lines):
+            if line.startswith("Traceback (most recent call last)"):
+                found["tracebacks"] += 1
+                tail = next((x for x in lines[i + 1:i + 200] if x and not x.startswith((" ", "\t"))), line)
+                kinds[tail.strip()[:160]] += 1
+                if len(found["first"]) < 5:
+                    found["first"].append(tail.strip()[:200])
+            elif "ERROR" in line or "CRITICAL" in line:
+                found["error_lines"] += 1
+                message = re.sub(r"^\[?[\d\-:T ,.+]+\]?\s*", "", line.split("] ")[-1].strip())  # no timestamp
+                kinds[re.sub(r"\d+", "N", message)[:160]] += 1
+                if len(found["first"]) < 5:
+                    found["first"].append(line.strip()[:200])
+        found["kinds"] = dict(kinds.most_common(5))
+        return found
 
     def rss(self) -> dict[int, int | None]:
         return {pid: procs.rss_kb(pid) for pid in self.workers}
@@ -230,6 +265,54 @@ class Clients:
                 await asyncio.wait_for(self.close(), 60)
             except (TimeoutError, OSError, RuntimeError) as error:
                 log(f"could not close the streams: {error!r}")
+
+    # -- figure 6: viewers whose pages react ------------------------------------------------------
+
+    async def audience_open(self, server: Server, first: int, count: int, page_path: str, *, pool_size: int,
+                            deadline: float = 300) -> tuple[dict, Counter, dict | None]:
+        """Viewers `first` .. `first + count - 1` (each a user of its own) open the page and its
+        stream; {idx: local port}, failures, and one viewer's reaction table."""
+        import secrets
+
+        items: list[list] = [[] for _ in self.conns]
+        for offset in range(count):
+            user = first + offset
+            idx = self.next_idx
+            self.next_idx += 1
+            items[idx % len(self.conns)].append((idx, self.sessions[user], secrets.token_hex(16)))
+        answers = await self.call("audience_open", [
+            {"port": server.port, "page_path": page_path, "items": part, "pool_size": pool_size,
+             "concurrency": 32, "timeout": 60, "deadline": deadline} for part in items
+        ], timeout=deadline + 60)
+        opened, failures, table = {}, Counter(), None
+        for answer in answers:
+            if "error" in answer:
+                raise RuntimeError(f"client failed: {answer['error']}")
+            opened.update(dict(answer["opened"]))
+            failures.update(answer["failures"])
+            table = table or answer["table"]
+        return opened, failures, table
+
+    async def audience_react(self, on: bool) -> int:
+        answers = await self.call("audience_react", [{"on": on}] * len(self.conns))
+        return sum(a["inflight"] for a in answers)
+
+    async def audience_collect(self) -> tuple[dict, dict]:
+        parts = await self.call("collect", [{}] * len(self.conns), timeout=300)
+        tally = {"requests": 0, "by_kind": Counter(), "status": Counter(), "failed": 0, "ms": [], "loop_capped": 0}
+        for part in parts:
+            t = part["tally"]
+            tally["requests"] += t["requests"]
+            tally["failed"] += t["failed"]
+            tally["loop_capped"] += t["loop_capped"]
+            tally["by_kind"].update(t["by_kind"])
+            tally["status"].update(t["status"])
+            tally["ms"].extend(t["ms"])
+        tally["events"] = sum(p["events"] for p in parts)
+        return stats.merge_collected(parts), tally
+
+    async def audience_close(self) -> None:
+        await self.call("audience_close", [{}] * len(self.conns))
 
     async def reset(self, run: int, heartbeats: bool = False) -> None:
         await self.call("reset", [{"run": run, "heartbeats": heartbeats}] * len(self.conns))

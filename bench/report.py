@@ -189,6 +189,47 @@ def table(results: dict) -> str:
         add(row("  yardstick (publish only, no database)", ms(post["yard_p50"]), ms(post["yard_p99"]), "", ""))
         add(row("  pgbench INSERT", ms(post["insert_p50"]), ms(post["insert_p99"]), "", ""))
 
+    aud = figures.get("audience")
+    if aud and aud.get("rows"):
+        add("")
+        add(f"6. Livestream audience: N viewers of one live stream, each a user with the stream page's own event "
+            f"stream; one chat")
+        add(f"   message a second for {aud['seconds']:g} s. Ideal: the viewers do nothing with what they receive. "
+            f"Reacting: each page's")
+        add("   reactions, read from its HTML and app.js (bench/audience.py). Ratio = reacting / ideal.")
+        for line in (aud.get("table") or {}).get("reactions", []):
+            add(f"     {line}")
+        for n, r in sorted(aud["rows"].items(), key=lambda item: int(item[0])):
+            i, a = r.get("ideal") or {}, r.get("reacting") or {}
+            add(row(f"  N = {int(n):,} ({r['viewers']:,} viewers open)", "reacting", "ideal", "ratio", ""))
+            for label, keys, fmt in (
+                ("    deliveries per chat message", ("deliveries_per_message",), lambda v: num(v, 1)),
+                ("    KB per chat message", ("kb_per_message",), lambda v: num(v, 1)),
+                ("    requests the pages make per message", ("requests_per_message",), lambda v: num(v, 2)),
+                ("    message p50 at the viewers", ("message_ms", "p50"), ms),
+                ("    message p99 at the viewers", ("message_ms", "p99"), ms),
+                ("    POST p50", ("post_ms", "p50"), ms),
+                ("    POST p99", ("post_ms", "p99"), ms),
+                ("    server CPU per message (workers), s", ("cpu_s_per_message",), lambda v: num(v, 3)),
+                ("    messages not arrived (viewer x message)", ("messages_missing",), num),
+                ("    5xx answers", ("http_5xx",), num),
+            ):
+                add(row(label, fmt(get(a, *keys)), fmt(get(i, *keys)), ratio(get(a, *keys), get(i, *keys)), ""))
+            add(row("    server errors logged (tracebacks + ERROR lines)", num(logged(get(a, "server_errors"))),
+                    num(logged(get(i, "server_errors"))), "", ""))
+            for mode, side in (("reacting", a), ("ideal", i)):
+                for kind, count in list((get(side, "server_errors", "kinds") or {}).items())[:2]:
+                    add(f"      {mode}: {count:,} x {kind}")
+            opening = logged(r.get("open_server_errors"))
+            if opening or r.get("open_failures"):
+                add(f"    while the viewers opened the page: {opening} server errors logged, "
+                    f"{sum((r.get('open_failures') or {}).values())} pages or streams failed "
+                    f"{r.get('open_failures') or ''}")
+            if a.get("requests_by_kind"):
+                kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(a["requests_by_kind"].items(), key=lambda x: -x[1]))
+                add(f"    reacting requests: {kinds}; answers {a.get('request_status')}"
+                    f"{', loop capped ' + format(a['loop_capped'], ',') + ' times' if a.get('loop_capped') else ''}")
+
     add("")
     add("Targets for this machine (figures, not pass/fail)")
     for line in targets(results):
@@ -211,6 +252,10 @@ def table(results: dict) -> str:
                 add(f"  {count:>6} x {message}")
     add("=" * width)
     return "\n".join(lines)
+
+
+def logged(errors: dict | None) -> int:
+    return (errors or {}).get("tracebacks", 0) + (errors or {}).get("error_lines", 0)
 
 
 def rss_mb(step: dict) -> str:
@@ -271,6 +316,17 @@ def targets(results: dict) -> list[str]:
     if post and post["app_p50"] and post["insert_p50"]:
         out.append(f"POST p50 {ms(post['app_p50'])} = {post['app_p50'] / post['insert_p50']:.1f}x the INSERT "
                    f"p50 {ms(post['insert_p50'])} (target <= 20x)")
+    aud = figures.get("audience")
+    if aud and "1000" in aud.get("rows", {}):
+        r = aud["rows"]["1000"]
+        a, i = r.get("reacting") or {}, r.get("ideal") or {}
+        for label, keys, limit in (("deliveries per message", ("deliveries_per_message",), 1.5),
+                                   ("bytes per message", ("kb_per_message",), 1.5),
+                                   ("message p99", ("message_ms", "p99"), 2.0)):
+            out.append(f"audience of 1,000, {label}: reacting {ratio(get(a, *keys), get(i, *keys))} the ideal "
+                       f"(target <= {limit:g}x)")
+        out.append(f"audience of 1,000: {num(a.get('http_5xx'))} 5xx (target 0), {logged(a.get('server_errors'))} "
+                   f"server errors logged (target 0)")
     return out
 
 
@@ -282,9 +338,16 @@ def chart(results: dict, path: Path) -> bool:
 
     figures = results.get("figures", {})
     fan, conn = figures.get("fanout"), figures.get("connections")
-    if not fan and not conn:
+    aud = (figures.get("audience") or {}).get("rows")
+    if not fan and not conn and not aud:
         return False
-    fig, axes = plt.subplots(1, 3 if conn else 2, figsize=(17 if conn else 12, 4.8))
+    panels = (3 if conn else 2 if fan else 0) + (1 if aud else 0)
+    fig, axes = plt.subplots(1, panels, figsize=(5.7 * panels, 4.8), squeeze=False)
+    axes = list(axes[0])
+    if aud:
+        audience_panel(axes.pop(), aud)
+    if not fan and not conn:
+        return finish(fig, results, path)
     colours = {"app": "tab:red", "yardstick": "tab:blue"}
     ax = axes[0]
     if fan:
@@ -330,6 +393,35 @@ def chart(results: dict, path: Path) -> bool:
         ax.set_ylabel("MB")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
+    return finish(fig, results, path)
+
+
+def audience_panel(ax, rows: dict) -> None:
+    """Figure 6: deliveries per message (left axis) and message p99 (right), reacting and ideal."""
+    ns = sorted(rows, key=int)
+    xs = [int(n) for n in ns]
+    right = ax.twinx()
+    for mode, colour in (("reacting", "tab:red"), ("ideal", "tab:blue")):
+        ax.plot(xs, [get(rows[n], mode, "deliveries_per_message") for n in ns], "-", marker="o", color=colour,
+                label=f"{mode}: deliveries per message")
+        right.plot(xs, [get(rows[n], mode, "message_ms", "p99") for n in ns], "--", marker="s", color=colour,
+                   label=f"{mode}: message p99 (ms, right)")
+    for axis in (ax, right):
+        axis.set_yscale("log")
+    ax.set_xscale("log")
+    ax.set_title("Livestream audience, 1 chat message/s: pages reacting vs ideal")
+    ax.set_xlabel("viewers (N)")
+    ax.set_ylabel("deliveries per chat message")
+    right.set_ylabel("message p99 at the viewers, ms")
+    ax.grid(True, which="both", alpha=0.3)
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7)
+
+
+def finish(fig, results: dict, path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
     meta = results.get("meta", {})
     fig.suptitle(f"lms real-time bench, {meta.get('mode')} mode, {meta.get('started')}", fontsize=10)
     fig.tight_layout()

@@ -1,7 +1,7 @@
 """The real-time benchmark: the app against a bare ASGI yardstick, in one run (bench/README.md).
 
-    make bench                 # the full run (25-30 minutes on 2 cores)
-    make bench ARGS=--quick    # under 2 minutes, N up to 1,000
+    make bench                 # the full run (30-35 minutes on 2 cores)
+    make bench ARGS=--quick    # under 4 minutes, N up to 1,000
 
 Starts everything it needs on 127.0.0.1 (a throwaway PostgreSQL database, the app under
 gunicorn with 2 uvicorn workers as the Procfile runs it, the yardstick the same way, client
@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="make bench ARGS=...", description="Benchmark the real-time path against a bare ASGI yardstick."
     )
-    parser.add_argument("--quick", action="store_true", help="everyday mode: under 2 minutes, N up to 1,000")
+    parser.add_argument("--quick", action="store_true", help="everyday mode: under 4 minutes, N up to 1,000")
     parser.add_argument("--reps", type=int, help="repetitions per figure (default 3; quick 1)")
     parser.add_argument("--ladder", type=int, nargs=2, metavar=("STEP", "MAX"),
                         help="figure 1: streams added STEP at a time up to MAX (default 500 10000)")
@@ -68,7 +68,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--hold-seconds", type=float, help="figure 3: seconds the best rate is held (default 60)")
     parser.add_argument("--db-seconds", type=float, help="figure 4: seconds of sampling per case (default 30)")
     parser.add_argument("--clients", type=int, help="client processes for the streams (default 4; quick 2)")
-    parser.add_argument("--only", type=int, nargs="+", choices=[1, 2, 3, 4, 5], help="run only these figures")
+    parser.add_argument("--audience-n", type=int, nargs="+",
+                        help="figure 6: viewers of the live stream (default 100 1000 2000; quick 100 200)")
+    parser.add_argument("--audience-seconds", type=float,
+                        help="figure 6: seconds of chat at 1 message/s per run (default 20; quick 10)")
+    parser.add_argument("--audience-drain", type=float, default=8.0,
+                        help="figure 6: seconds to wait for the last messages to arrive after a run (default 8)")
+    parser.add_argument("--audience-pool", type=int, default=32,
+                        help="figure 6: keep-alive connections for the pages' requests, per client process (32)")
+    parser.add_argument("--only", type=int, nargs="+", choices=[1, 2, 3, 4, 5, 6], help="run only these figures")
     parser.add_argument("--servers", nargs="+", choices=["app", "yardstick"], default=["app", "yardstick"],
                         help=argparse.SUPPRESS)  # for working on the bench itself
     parser.add_argument("--profile", action="store_true",
@@ -89,11 +97,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "db_seconds": 2 if quick else 30,
         "clients": 2 if quick else 4,
         "settle": 1.0 if quick else 2.0,
+        "audience_n": [100, 200] if quick else [100, 1000, 2000],
+        "audience_seconds": 10 if quick else 20,
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.figures = set(args.only or [1, 2, 3, 4, 5])
+    args.figures = set(args.only or [1, 2, 3, 4, 5, 6])
     return args
 
 
@@ -165,7 +175,11 @@ class Bench(Figures):
         self.db_created = True
         env = {**self.app_env}
         self._django(["manage.py", "migrate", "--noinput", "-v", "0"], env)
-        readers = max([self.args.ladder[1], *self.args.fanout_n, *self.args.throughput_n, 1000])
+        if 6 in self.args.figures:
+            # Figure 6 renders pages: their static URLs need the manifest, as the Procfile makes it.
+            log("Collecting static files (the pages of figure 6 name them)")
+            self._django(["manage.py", "collectstatic", "--noinput", "-v", "0"], env)
+        readers = max([self.args.ladder[1], *self.args.fanout_n, *self.args.throughput_n, *self.args.audience_n, 1000])
         log(f"Seeding {readers} readers with sessions")
         self.seed = json.loads(self._django(["bench/seed.py", str(readers)], env))
         self.yardstick_env["YARDSTICK_FRAGMENT"] = self.seed["fragment"]
@@ -357,11 +371,12 @@ class Bench(Figures):
         }
         self.clients = Clients(args.clients, self.seed["sessions"])
 
-        log("Floors: a bare Redis PUBLISH -> SUBSCRIBE loop and a pgbench single-row INSERT")
-        self.results["redis_loop"] = await floors.redis_loop(
-            self.redis_host, self.redis_port, f"{self.prefix}:loop", self.seed["fragment_bytes"],
-            count=500 if args.quick else 2000, burst=5000 if args.quick else 20000, seconds=10,
-        )
+        if args.figures - {6}:  # figure 6 compares the app with itself
+            log("Floors: a bare Redis PUBLISH -> SUBSCRIBE loop and a pgbench single-row INSERT")
+            self.results["redis_loop"] = await floors.redis_loop(
+                self.redis_host, self.redis_port, f"{self.prefix}:loop", self.seed["fragment_bytes"],
+                count=500 if args.quick else 2000, burst=5000 if args.quick else 20000, seconds=10,
+            )
         if 5 in args.figures:
             seconds = 1 if args.quick else 10
             self.results["pgbench"] = {
@@ -384,7 +399,7 @@ class Bench(Figures):
                 finally:
                     await self.clients.release()
                     self.stop_server(server)
-        for kind in args.servers if under_load or args.quick else []:
+        for kind in args.servers if under_load or (args.quick and 1 in args.figures) else []:
             # Quick mode: one server per kind for every figure (ladder first, keep-alive as the ladder's).
             keepalive = args.ladder_keepalive if args.quick and 1 in args.figures else 20.0
             server = await self.start_server(kind, keepalive)
@@ -401,6 +416,8 @@ class Bench(Figures):
             finally:
                 await self.clients.release()
                 self.stop_server(server)
+        if 6 in args.figures:
+            await self.audience()
         self.finish_db_figure()
         await self.sampler.stop()
         self.results["profiles"] = self.profile_files

@@ -3,12 +3,14 @@
 Run by bench/run.py with the bench's environment (DJANGO_SETTINGS_MODULE=lms.settings and
 DATABASE_URL pointing at the throwaway database); prints one JSON object:
 
-    {"room_id", "course_id", "poster_session", "sessions": [...], "fragment", "fragment_bytes"}
+    {"room_id", "course_id", "poster_session", "sessions": [...], "fragment", "fragment_bytes",
+     "stream_id", "stream_room_id"}
 
 Each reader gets a session of their own (one stream per user, as browsers would have), made
 the way `django.contrib.auth.login` makes it, written in bulk. `fragment` is the app's own
 `message_created` fragment for a bench message, with the message text replaced by "{token}":
-the yardstick sends the same bytes.
+the yardstick sends the same bytes. `stream_id` is a live stream of the course with its own
+chat room (figure 6: its readers are the stream's viewers, the poster chats in its room).
 """
 
 import json
@@ -36,6 +38,7 @@ from lms.accounts.models import User  # noqa: E402
 from lms.chat.models import Message, Room  # noqa: E402
 from lms.chat.text import render_message  # noqa: E402
 from lms.courses.models import Course, Enrolment  # noqa: E402
+from lms.livestream.models import Stream  # noqa: E402
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 SAMPLE_TOKEN = "BQ000000T0000000000000000000E"
@@ -72,7 +75,18 @@ def seed(readers: int) -> dict:
     message = Message.objects.with_related().get(pk=message.pk)
     fragment = render_to_string("chat/room.html#message", {"message": message}).strip()
     message.delete()
+
+    # A live lecture with its chat, as do_create_stream and do_start_stream leave it (without
+    # announcing it: no page is open yet).
+    now = timezone.now()
+    stream_room = Room.objects.create(kind=Room.Kind.STREAM, course=course, name="Livestream", created_by=poster)
+    stream = Stream.objects.create(
+        course=course, title="Benchmark lecture", starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=2),
+        state=Stream.State.LIVE, started_at=now, chat_room=stream_room, created_by=poster,
+    )
     return {
+        "stream_id": stream.pk,
+        "stream_room_id": stream_room.pk,
         "room_id": room.pk,
         "course_id": course.pk,
         "poster_session": sessions[0].session_key,

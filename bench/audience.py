@@ -36,15 +36,15 @@ from html.parser import HTMLParser
 # alone) when no message newer than the last report is shown.
 # "throttle": at most one report every READ_REPORT_SECONDS while messages arrive, and one
 # READ_REPORT_SECONDS after the last.
-READ_REPORT_MODE = "debounce"
-READ_REPORT_SECONDS = 1.5
+READ_REPORT_MODE = "throttle"
+READ_REPORT_SECONDS = 2.0
 # What the two lines above were read from: `read_report_fingerprint()` of app.js. When it no
 # longer matches, tests/test_bench_audience.py fails: read reportRead() again, set the mode and
 # the period to what it does now, and copy the new fingerprint here.
-READ_REPORT_FINGERPRINT = "b3ed11e3d17e06b9"
+READ_REPORT_FINGERPRINT = "a2449b2514b2d2bd"
 # Whether the page counts the messages it opened with as read (no report for them): false in
 # the reportRead() above (`reported` starts at 0), true where it starts at the newest shown.
-READ_REPORT_OPENING_IS_READ = False
+READ_REPORT_OPENING_IS_READ = True
 
 # Regions that app.js re-fetches when events arrive (`data-refresh-on="event ..."` with
 # `hx-trigger="lms:refresh"`, where the page has them): at most one every `data-refresh-ms`

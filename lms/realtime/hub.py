@@ -287,6 +287,7 @@ class Hub:
             if counts:
                 pipe.hset(self._counts_key(), mapping=counts)
             pipe.pexpire(self._counts_key(), int(LEASE_SECONDS * 1000))
+            pipe.zadd(redis_key("workers"), {self.worker_id: time.time() + LEASE_SECONDS})
             await pipe.execute()
 
     async def _release_lease(self) -> None:

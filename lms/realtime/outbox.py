@@ -27,7 +27,8 @@ _clients: dict[asyncio.AbstractEventLoop, object] = {}
 
 
 def defer(message: dict) -> bool:
-    """Hold `message` (an event, or a control message with an `op`) until the current request's response is sent; false outside a request."""
+    """Hold `message` (an event, or a control message with an `op`) until the current
+    request's response is sent; false outside a request."""
     pending = _pending.get()
     if pending is None:
         return False

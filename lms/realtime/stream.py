@@ -217,8 +217,9 @@ async def _pump(subscriber: Subscriber, state: dict[str, int], quoted: dict[str,
         subscriber.wake.clear()
         if subscriber.expired:
             # Closed cleanly: the browser reconnects with this id (its session is checked
-            # again then) and misses nothing, whatever this stream had not yet written.
-            tail = f"id: {make_id(state, quoted)}\n\n".encode()
+            # again then) and misses nothing, whatever this stream had not yet written. It
+            # comes back at once (`retry`), and the next stream sets the usual delay again.
+            tail = f"retry: 100\nid: {make_id(state, quoted)}\n\n".encode()
             await send({"type": "http.response.body", "body": tail, "more_body": True})
             break
         if subscriber.closed:

@@ -85,3 +85,32 @@ def test_past_the_stream_limit_the_page_says_so_and_gets_in_once_a_page_closes(
     finally:
         for context in contexts:
             context.close()
+
+
+def test_a_stream_past_its_lifetime_reconnects_and_the_page_misses_nothing(test_database_url, member, new_page):
+    server = AppServer({"DATABASE_URL": test_database_url, "REALTIME_STREAM_MAX_SECONDS": "3"}).start()
+    try:
+        page = new_page()
+        opened = []
+        page.on("request", lambda request: "/events/" in request.url and opened.append(request))
+        log_in(page, server, member.username)
+        page.evaluate("window.loadedOnce = true")
+        do_announce(member, text="first")
+        expect(page.locator("#announcements li")).to_have_count(1, timeout=10_000)
+
+        # Past its lifetime the stream closes; the browser reopens it with its last event id.
+        waited = 0
+        while len(opened) < 2:
+            assert waited < 10_000, "the stream was not reopened"
+            page.wait_for_timeout(100)
+            waited += 100
+        assert opened[1].all_headers().get("last-event-id")
+        do_announce(member, text="after the reconnect")
+        expect(page.locator("#announcements li")).to_have_count(2, timeout=10_000)
+        texts = page.locator("#announcements li bdi").all_inner_texts()
+        assert texts == ["after the reconnect", "first"]
+        assert page.evaluate("window.loadedOnce") is True  # resumed, not reloaded
+        # htmx logs the EventSource's "error" event (a reconnect) to the console: nothing else.
+        assert set(page.errors) <= {"[object Event]"}
+    finally:
+        server.stop()

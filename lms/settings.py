@@ -117,6 +117,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_fla
         "max_idle": 120,
         "timeout": 10,
     }
+# Django requests a worker process runs at once (the others wait their turn): each takes a
+# thread and a database connection, so by default the pool's size less the 4 connections the
+# real-time layer's own short database calls may hold.
+REQUEST_CONCURRENCY = int(
+    os.environ.get("REQUEST_CONCURRENCY", str(max(2, int(os.environ.get("DATABASE_POOL_SIZE", "10")) - 4)))
+)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many short writes from several threads: take the write lock when a transaction starts
     # (IMMEDIATE) and wait for it, instead of failing with "database is locked" mid-way.

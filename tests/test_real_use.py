@@ -265,3 +265,37 @@ def test_stopping_the_server_ends_its_streams_cleanly_at_once(test_database_url,
 
     took = run(scenario())
     assert took < 1.5  # the tests' servers cancel what is left after 2 s
+
+
+def test_a_burst_of_page_requests_waits_its_turn_instead_of_crowding_the_pool(settings):
+    """A thousand pages opened at once would be a thousand threads waiting on a pool of ten
+    connections (and 500s past its timeout): the router lets REQUEST_CONCURRENCY run at once."""
+    from lms.realtime.asgi import EventStreamRouter
+
+    settings.REQUEST_CONCURRENCY = 3
+    running, most = 0, 0
+
+    async def django_app(scope, receive, send):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    router = EventStreamRouter(django_app)
+    answered = []
+
+    async def one():
+        async def send(message):
+            if message["type"] == "http.response.start":
+                answered.append(message["status"])
+
+        await router({"type": "http", "path": "/livestream/1/"}, None, send)
+
+    async def scenario():
+        await asyncio.gather(*(one() for _ in range(40)))
+
+    run(scenario())
+    assert answered == [200] * 40 and most == 3

@@ -17,6 +17,21 @@ class EventStreamRouter:
     def __init__(self, django_app, path: str = STREAM_PATH):
         self.django_app = django_app
         self.path = path
+        self.slots: asyncio.Semaphore | None = None
+
+    def request_slots(self) -> asyncio.Semaphore:
+        """At most REQUEST_CONCURRENCY Django requests of this process run at once.
+
+        Django runs each request in a thread of its own, and each thread borrows a database
+        connection: a thousand pages opened at once (the start of a lecture) would be a thousand
+        threads waiting on a pool of ten, and those still waiting after its timeout would fail
+        with a 500. Past the limit a request waits here, on the event loop, for its turn.
+        """
+        if self.slots is None:
+            from django.conf import settings
+
+            self.slots = asyncio.Semaphore(settings.REQUEST_CONCURRENCY)
+        return self.slots
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"] == scope.get("root_path", "") + self.path:
@@ -26,9 +41,12 @@ class EventStreamRouter:
                 await serve_stream(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
-        else:
+        elif scope["type"] == "http":
             async with after_response():
-                await self.django_app(scope, receive, send)
+                async with self.request_slots():
+                    await self.django_app(scope, receive, send)
+        else:
+            await self.django_app(scope, receive, send)
 
     async def lifespan(self, receive, send) -> None:
         while True:

@@ -259,7 +259,7 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
     "form-action": [CSP.SELF],
-    "frame-ancestors": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],  # as X_FRAME_OPTIONS: no page of ours is framed, not even by us
 }
 
 # Security headers; the HTTPS ones only when not in development.

@@ -278,7 +278,8 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
     "form-action": [CSP.SELF],
-    "frame-ancestors": [CSP.SELF, *LTI_FRAME_ANCESTORS],
+    # No page of ours is framed (as X_FRAME_OPTIONS says), but by the LTI platforms registered.
+    "frame-ancestors": [*LTI_FRAME_ANCESTORS] or [CSP.NONE],
 }
 
 # One cache for every process when Redis is there: LTI logins keep their state and nonce in

@@ -18,7 +18,20 @@ TOO_MANY_WITHOUT_REDIS = (
 
 
 class UvicornWorker(BaseUvicornWorker):
-    CONFIG_KWARGS = {**BaseUvicornWorker.CONFIG_KWARGS, "timeout_graceful_shutdown": 5}
+    CONFIG_KWARGS = {
+        **BaseUvicornWorker.CONFIG_KWARGS,
+        "timeout_graceful_shutdown": 5,
+        # h11 always, even where httptools is installed: its cap on an unfinished request line
+        # and headers (16 KB, ample for our cookies) is what refuses oversized headers.
+        "http": "h11",
+        "h11_max_incomplete_event_size": 16 * 1024,
+        # An idle kept-alive connection is closed after this; longer than the idle timeout of
+        # the proxy in front (nginx's upstream keepalive_timeout, 60 s), so the proxy, not the
+        # app, closes it and never sends a request on a connection the app is closing.
+        # gunicorn's own --keep-alive (2 s) would be shorter. uvicorn times out nothing else:
+        # half-sent headers and stalled readers are the proxy's (docs/deployment.md).
+        "timeout_keep_alive": 75,
+    }
 
     @classmethod
     def check_config(cls, cfg, log) -> None:

@@ -301,6 +301,25 @@ def test_nginx_body_limits_match_the_app():
     assert only(upload, "proxy_request_buffering") == ["off"]
 
 
+def test_nginx_times_out_stalled_clients_and_closes_idle_upstreams_first():
+    from lms.workers import UvicornWorker
+
+    server = tls_server()
+    assert nginx_seconds(only(server, "client_header_timeout")[0]) <= 30
+    assert nginx_seconds(only(server, "client_body_timeout")[0]) <= 60
+    assert nginx_seconds(only(server, "send_timeout")[0]) <= 60
+    [(_, upstream)] = blocks(parse_nginx(NGINX_SITE.read_text()), "upstream")
+    idle = nginx_seconds(only(upstream, "keepalive_timeout")[0])
+    assert idle < UvicornWorker.CONFIG_KWARGS["timeout_keep_alive"]
+
+
+def test_worker_caps_headers_whatever_http_library_is_installed():
+    from lms.workers import UvicornWorker
+
+    assert UvicornWorker.CONFIG_KWARGS["http"] == "h11"  # httptools has no such cap
+    assert 8 * 1024 <= UvicornWorker.CONFIG_KWARGS["h11_max_incomplete_event_size"] <= 64 * 1024
+
+
 def test_nginx_every_proxied_location_forwards_client_and_scheme():
     # A location with any proxy_set_header inherits none from outside, so each one needs all.
     locations = blocks(tls_server(), "location")

@@ -780,6 +780,21 @@ def test_question_ask_before_stream_starts_is_allowed(client, course, member):
     assert Question.objects.get().offset is None
 
 
+def test_muted_member_cannot_ask_but_may_still_vote(client, stream, member, instructor, classmate):
+    from lms.chat.actions import do_mute_member
+
+    do_mute_member(stream.course, actor=instructor, user=member, until=None)
+    login(client, member)
+    response = post_question(client, stream, "Spam, spam, spam?")
+    assert_form_error(response, "You are muted in this course")
+    assert textarea(response.content.decode(), "id_question_text") == "Spam, spam, spam?"
+    assert not Question.objects.exists()
+    other = ask(stream, classmate, "A fair question?")
+    assert client.post(reverse("qa:vote", args=[other.pk]), headers=HX).status_code == 204
+    login(client, classmate)
+    assert post_question(client, stream, "Not muted?").status_code == 204
+
+
 def test_question_ask_flooding_gets_429_with_retry_after(client, stream, member, settings):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "ask": (3, 60)}
     login(client, member)

@@ -73,3 +73,9 @@ def test_csp_allows_jitsi_frames_and_no_inline_styles(csp):
     assert csp["frame-src"] == [JITSI]
     assert csp["style-src"] == ["'self'"]
     assert csp["object-src"] == ["'none'"]
+
+
+def test_no_page_may_be_framed_and_both_headers_say_so(client, csp):
+    """X-Frame-Options for old browsers, frame-ancestors for the rest: the same answer, none."""
+    assert client.get("/accounts/login/").headers["X-Frame-Options"] == "DENY"
+    assert csp["frame-ancestors"] == ["'none'"]

@@ -75,7 +75,12 @@ def access_course_to_moderate(user, course_id: int) -> Course:
 def active_mute(user, room: Room) -> Mute | None:
     if room.is_direct:
         return None
-    return Mute.objects.active().filter(course_id=room.course_id, user=user).order_by("-created").first()
+    return active_course_mute(user, room.course_id)
+
+
+def active_course_mute(user, course_id: int) -> Mute | None:
+    """The mute that keeps `user` from speaking in a course: its rooms, its streams' chat and Q&A."""
+    return Mute.objects.active().filter(course_id=course_id, user=user).order_by("-created").first()
 
 
 def _own_courses(user):

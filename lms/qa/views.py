@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
 from lms import ratelimit
+from lms.chat.access import active_course_mute
 from lms.qa.access import (
     access_own_question,
     access_poll,
@@ -84,6 +85,11 @@ def _ask_form_response(request, stream, form):
 def question_create(request, stream_id: int):
     stream = access_stream_qa(request.user, stream_id)
     form = QuestionForm(request.POST)
+    if active_course_mute(request.user, stream.course_id):
+        # Votes stay open to the muted: they add no words of their own.
+        form.is_valid()
+        form.add_error(None, _("You are muted in this course: you cannot ask questions for now."))
+        return _ask_form_response(request, stream, form)
     if not form.is_valid():
         return _ask_form_response(request, stream, form)
     if stream.is_ended:

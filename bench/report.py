@@ -431,7 +431,8 @@ def finish(fig, results: dict, path: Path) -> bool:
 
 
 def write(results: dict, directory: Path, stamp: str) -> list[Path]:
-    """<stamp>.json and <stamp>.png; a full run also refreshes latest.json and latest.png."""
+    """<stamp>.json and <stamp>.png; a full run of every figure also refreshes latest.json and
+    latest.png."""
     directory.mkdir(parents=True, exist_ok=True)
     results["table"] = table(results).splitlines()
     json_path = directory / f"{stamp}.json"
@@ -440,7 +441,7 @@ def write(results: dict, directory: Path, stamp: str) -> list[Path]:
     png_path = directory / f"{stamp}.png"
     if chart(results, png_path):
         paths.append(png_path)
-    if not stamp.endswith("-quick"):
+    if "-quick" not in stamp and "-only-" not in stamp:
         for path in list(paths):
             latest = directory / f"latest{path.suffix}"
             shutil.copyfile(path, latest)

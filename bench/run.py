@@ -112,7 +112,10 @@ class Bench(Figures):
         self.args = args
         self.pid = os.getpid()
         self.started = datetime.now()
-        self.stamp = self.started.strftime("%Y-%m-%d-%H%M%S") + ("-quick" if args.quick else "")
+        # A run of some figures only (--only) is its own mode: it neither replaces latest.* nor
+        # prunes the full runs' results.
+        only = "-only-" + "-".join(map(str, sorted(args.only))) if args.only else ""
+        self.stamp = self.started.strftime("%Y-%m-%d-%H%M%S") + ("-quick" if args.quick else "") + only
         self.work = RESULTS / f".run-{self.pid}.tmp"
         self.prefix = f"bench-{self.pid}"
         self.dbname = f"lms_bench_{self.pid}"
@@ -428,10 +431,11 @@ class Bench(Figures):
 
 
 def clean_old_results(keep: int, current: str) -> None:
-    """Keep this run's files and the `keep` newest earlier sets of the same mode (quick or full)."""
-    quick = current.endswith("-quick")
+    """Keep this run's files and the `keep` newest earlier sets of the same mode (quick or full,
+    all figures or the same --only ones): the part of the stamp after its date and time."""
+    mode = current[len("2026-01-01-000000"):]
     stamps = sorted({p.name.split(".")[0].split("-profile")[0] for p in RESULTS.glob("20*")}, reverse=True)
-    same_mode = [s for s in stamps if s != current and s.endswith("-quick") == quick]
+    same_mode = [s for s in stamps if s != current and s[len("2026-01-01-000000"):] == mode]
     for stamp in same_mode[keep:]:
         for path in RESULTS.glob(f"{stamp}.*"):
             path.unlink(missing_ok=True)

@@ -85,6 +85,7 @@ def end_streams_on_exit() -> None:
         from lms.realtime import hub
 
         if hub._hub is not None and hub._hub.loop is loop:
+            hub._hub.stopping = True
             for subscribers in list(hub._hub.by_user.values()):
                 for subscriber in list(subscribers):
                     subscriber.end()

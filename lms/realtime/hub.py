@@ -151,6 +151,7 @@ class Hub:
         self.redis_tried = asyncio.Event()  # set once the first connection to Redis is tried
         self.tasks: list[asyncio.Task] = []
         self.started = False
+        self.stopping = False  # the server was told to stop: streams end, new ones at once
         # Channels whose number of streams changed since it was last announced.
         self.occupancy_dirty: set[str] = set()
         self.worker_id = uuid.uuid4().hex[:12]
@@ -187,6 +188,8 @@ class Hub:
             self.by_channel.setdefault(name, set()).add(subscriber)
             self._occupancy_changed(name)
         self.by_user.setdefault(subscriber.user_id, set()).add(subscriber)
+        if self.stopping:  # admitted while the server was told to stop: ends after its replay
+            subscriber.end()
 
     def remove(self, subscriber: Subscriber) -> None:
         for name in subscriber.channels:

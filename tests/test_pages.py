@@ -1,0 +1,49 @@
+"""Error pages with DEBUG off: the site's layout, a plain sentence, a way back."""
+
+import html as html_lib
+
+import pytest
+from django.test import Client, override_settings
+from django.urls import path
+
+from lms import urls as site_urls
+
+
+def boom(request):
+    raise RuntimeError("a bug")
+
+
+urlpatterns = site_urls.urlpatterns + [path("boom/", boom)]
+handler403, handler404, handler500 = (getattr(site_urls, f"handler{n}", None) for n in (403, 404, 500))
+
+
+@pytest.mark.django_db
+@override_settings(DEBUG=False)
+def test_404_and_403_pages_have_the_layout_a_sentence_and_a_way_home(client, member, caplog):
+    client.force_login(member)
+    page = client.get("/no/such/page/")
+    assert page.status_code == 404
+    html = html_lib.unescape(page.content.decode())
+    assert "This page doesn't exist" in html and 'class="site-header"' in html
+    assert 'href="/"' in html and "Go to the home page" in html
+    assert member.name in html  # the signed-in layout
+
+    page = client.get("/livestream/new/")  # students do not schedule streams
+    assert page.status_code == 403
+    assert "You don't have access to this page" in html_lib.unescape(page.content.decode())
+    assert "Go to the home page" in page.content.decode()
+
+
+@pytest.mark.django_db
+@override_settings(DEBUG=False, ROOT_URLCONF=__name__)
+def test_500_page_is_drawn_without_the_request(member, caplog):
+    client = Client(raise_request_exception=False)
+    client.force_login(member)
+    page = client.get("/boom/")
+    assert page.status_code == 500
+    html = html_lib.unescape(page.content.decode())
+    assert "Something went wrong on our side" in html and 'class="site-header"' in html
+    assert "Go to the home page" in html
+    assert member.name not in html  # no request: nothing about the user is read again
+    assert "RuntimeError" not in html and "Traceback" not in html
+    assert any(r.levelname == "ERROR" and r.name == "django.request" for r in caplog.records)

@@ -136,7 +136,7 @@ def textarea(markup: str, element_id: str) -> str:
 def poll_figures(fragment: str) -> dict[int, tuple[int, int]]:
     """option pk -> (votes, percent) as the poll fragment shows them."""
     rows = re.findall(
-        r'data-option="(\d+)">.*?<span class="poll-figures">(\d+) · (\d+)%</span>', fragment, re.DOTALL
+        r'data-option="(\d+)">.*?<span class="poll-figures">(\d+) votes? · (\d+)%</span>', fragment, re.DOTALL
     )
     return {int(pk): (int(count), int(percent)) for pk, count, percent in rows}
 

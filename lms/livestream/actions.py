@@ -97,10 +97,11 @@ def do_record_viewer_count(stream_id: int, count: int) -> None:
         # One point per minute for the viewers chart: the last count announced in that minute.
         minute = timezone.now().replace(second=0, microsecond=0)
         ViewerSample.objects.update_or_create(stream_id=stream_id, minute=minute, defaults={"viewers": count})
-    peak = Stream.objects.filter(pk=stream_id).values_list("peak_viewers", flat=True).first()
-    if peak is None:
+    row = Stream.objects.filter(pk=stream_id).values_list("peak_viewers", "state").first()
+    if row is None:
         return
-    context = {"viewers": count, "peak": peak, "oob": True}
+    peak, state = row
+    context = {"viewers": count, "peak": peak, "ended": state == Stream.State.ENDED, "oob": True}
     # Stored: a page rendered just before this announcement connects just after it, and
     # replays it, instead of showing the count it was rendered with until the next change.
     for name in (channel("stream", stream_id), channel("stream_manage", stream_id)):

@@ -109,9 +109,13 @@ def stream_detail(request, stream_id: int):
 @require_GET
 @login_required
 def stream_stage(request, stream_id: int):
-    """The video area alone: pages re-fetch it when the stream starts or ends."""
+    """The video area, re-fetched when the stream starts or ends, with the regions that change
+    with it (the viewer count, the Q&A) swapped out of band."""
     stream = access_stream(request.user, stream_id)
-    return render(request, "livestream/detail.html#stage", _stage_context(request, stream))
+    context = {**_stage_context(request, stream), **_viewers(stream)}
+    if stream.qa_enabled:
+        context.update(qa_context(request, stream))
+    return render(request, "livestream/detail.html#stage-update", context)
 
 
 def _viewers(stream: Stream) -> dict:

@@ -108,3 +108,15 @@ def test_times_are_in_the_readers_zone_on_pages_and_in_pushed_fragments(app_serv
     expect(page.locator("#announcements time")).not_to_contain_text("UTC")
     text = page.locator("#announcements time").text_content()
     assert text in {format_when(sent + timedelta(seconds=s), "time", tz=tokyo) for s in range(-2, 30)}
+
+
+def test_a_recording_that_cannot_load_says_so(app_server, new_page, course, instructor, member):
+    stream = do_end_stream(make_stream(course, instructor), actor=instructor)
+    Recording.objects.create(stream=stream, url="https://videos.example/gone.mp4", added_by=instructor)
+    page = new_page()
+    page.route("https://videos.example/**", lambda route: route.abort())  # offline, or a dead link
+    log_in(page, app_server, member.username)
+    page.goto(f"{app_server.url}/livestream/{stream.pk}/recording/")
+    notice = page.get_by_role("alert")
+    expect(notice).to_contain_text("The video could not be loaded.")
+    expect(notice.get_by_role("link", name="try opening it directly")).to_have_attribute("href", "https://videos.example/gone.mp4")

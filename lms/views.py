@@ -19,9 +19,24 @@ logger = logging.getLogger(__name__)
 @require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    stream_url = event_stream_url([channel("user", request.user.pk)])
-    courses = Course.objects.for_member(request.user).prefetch_related("instructors")
-    return render(request, "home.html", {"courses": courses, "stream_url": stream_url})
+    """The user's courses (each leading to its chat and streams) and what is live now, which
+    the page re-fetches when a stream in one of its courses starts or ends."""
+    from django.db.models import Min, Q
+
+    from lms.chat.models import Room
+    from lms.livestream.models import Stream
+
+    live = list(Stream.objects.for_member(request.user).live().select_related("course"))
+    if request.htmx:
+        return render(request, "home.html#live-now", {"live": live})
+    courses = list(
+        Course.objects.for_member(request.user)
+        .prefetch_related("instructors")
+        .annotate(first_room=Min("rooms__pk", filter=Q(rooms__kind=Room.Kind.COURSE)))
+    )
+    channels = [channel("user", request.user.pk)] + [channel("course", course.pk) for course in courses[:30]]
+    context = {"courses": courses, "live": live, "stream_url": event_stream_url(channels)}
+    return render(request, "home.html", context)
 
 
 @never_cache

@@ -47,3 +47,28 @@ def test_500_page_is_drawn_without_the_request(member, caplog):
     assert member.name not in html  # no request: nothing about the user is read again
     assert "RuntimeError" not in html and "Traceback" not in html
     assert any(r.levelname == "ERROR" and r.name == "django.request" for r in caplog.records)
+
+
+@pytest.mark.django_db
+def test_a_streams_chat_room_is_named_after_the_stream_and_follows_its_title(course, instructor):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lms.livestream.actions import do_create_stream, do_update_stream
+
+    starts = timezone.now() + timedelta(hours=1)
+    stream = do_create_stream(course, creator=instructor, title="Cell biology", starts_at=starts, ends_at=starts + timedelta(hours=1))
+    assert stream.chat_room.name == "Cell biology"
+    do_update_stream(stream, title="Cell biology, part 2 " + "and much more " * 10)
+    stream.chat_room.refresh_from_db()
+    assert stream.chat_room.name.startswith("Cell biology, part 2 and much more")
+    assert stream.chat_room.name.endswith("more…") and len(stream.chat_room.name) <= 80
+
+
+@pytest.mark.django_db
+def test_staff_are_labelled_staff(member):
+    from tests.factories import UserFactory
+
+    assert member.get_role_display() == "Student"
+    assert UserFactory(is_staff=True, role="instructor").get_role_display() == "Staff"

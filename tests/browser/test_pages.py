@@ -120,3 +120,39 @@ def test_a_recording_that_cannot_load_says_so(app_server, new_page, course, inst
     notice = page.get_by_role("alert")
     expect(notice).to_contain_text("The video could not be loaded.")
     expect(notice.get_by_role("link", name="try opening it directly")).to_have_attribute("href", "https://videos.example/gone.mp4")
+
+
+def test_staff_are_labelled_staff_reach_the_admin_and_can_message_people(app_server, new_page, course, member):
+    from tests.factories import UserFactory
+
+    UserFactory(username="root", display_name="Site admin", is_staff=True, is_superuser=True)
+    page = new_page()
+    log_in(page, app_server, "root")
+    expect(page.locator(".nav-user .role")).to_have_text("Staff")
+    page.goto(app_server.url + "/chat/")
+    people = page.locator(".people")
+    expect(people).to_contain_text(member.name)
+    people.get_by_role("button", name=member.name).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(member.name)  # a direct conversation
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin", exact=True).click()
+    expect(page).to_have_title("Site administration | Django site admin")
+
+
+def test_home_leads_to_each_course_and_says_live_now_when_a_stream_starts(app_server, new_page, course, instructor, member):
+    from lms.chat.actions import do_create_room
+
+    room = do_create_room(course, creator=instructor, name="General")
+    stream = make_stream(course, instructor, title="Genetics live", live=False)
+    page = open_as(new_page, app_server, member, "/")
+    expect(page.locator("#live-now .stream-card")).to_have_count(0)
+    card = page.locator(".course-card", has_text=course.title)
+    expect(card.get_by_role("link", name=course.title)).to_have_attribute("href", f"/chat/{room.pk}/")
+    expect(card.get_by_role("link", name="Livestreams")).to_be_visible()
+
+    do_start_stream(stream, actor=instructor)
+    live = page.locator("#live-now")
+    expect(live).to_contain_text("A stream is live now", timeout=10_000)
+    live.get_by_role("link", name="Join Genetics live").click()
+    page.wait_for_url(f"{app_server.url}/livestream/{stream.pk}/")
+    expect(page.locator(".stream-chat")).to_be_visible()
+    assert stream.chat_room.name == "Genetics live"

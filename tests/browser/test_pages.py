@@ -156,3 +156,29 @@ def test_home_leads_to_each_course_and_says_live_now_when_a_stream_starts(app_se
     page.wait_for_url(f"{app_server.url}/livestream/{stream.pk}/")
     expect(page.locator(".stream-chat")).to_be_visible()
     assert stream.chat_room.name == "Genetics live"
+
+
+def test_moderation_finds_one_student_among_three_hundred(app_server, new_page, course, instructor):
+    from lms.accounts.models import User
+    from lms.courses.models import Enrolment
+
+    users = User.objects.bulk_create(
+        [User(username=f"student{n:03}", display_name=f"Student {n:03}") for n in range(299)]
+        + [User(username="zoe", display_name="Zoë Achterberg")]
+    )
+    Enrolment.objects.bulk_create([Enrolment(course=course, user=user) for user in users])
+    page = open_as(new_page, app_server, instructor, f"/chat/courses/{course.pk}/moderation/")
+    members = page.locator("#members li")
+    expect(page.locator("#members .found")).to_have_text("Showing 25 of 301 students: type a name to narrow the list.")
+    expect(members).to_have_count(25)
+
+    page.get_by_label("Find a student by name or username").fill("achter")
+    expect(members).to_have_count(1)
+    expect(members).to_contain_text("Zoë Achterberg")
+    assert "q=achter" in page.url  # the search is in the address, for the back button and reloads
+    page.get_by_role("button", name="Mute Zoë Achterberg").click()
+    expect(page.locator("[aria-labelledby=mutes-heading]")).to_contain_text("Zoë Achterberg")
+    expect(members).to_have_count(1)  # still in the search
+    expect(members).to_contain_text("Muted")
+    page.get_by_label("Find a student by name or username").fill("@student29")
+    expect(members).to_have_count(9)  # student290 to student298

@@ -182,3 +182,28 @@ def test_moderation_finds_one_student_among_three_hundred(app_server, new_page, 
     expect(members).to_contain_text("Muted")
     page.get_by_label("Find a student by name or username").fill("@student29")
     expect(members).to_have_count(9)  # student290 to student298
+
+
+def test_counts_are_plural_and_a_long_question_is_chosen_whole_to_merge_into(app_server, new_page, course, instructor, member):
+    from lms.qa.actions import do_set_vote
+
+    stream = make_stream(course, instructor)
+    long_text = ("When the cell divides during mitosis, how does it make sure that each daughter cell "
+                 "gets exactly one copy of every chromosome?")
+    first, _ = do_ask_question(stream, author=member, text=long_text, anonymous=False, client_token=None)
+    do_set_vote(first, user=member, voted=True)
+    dup, _ = do_ask_question(stream, author=instructor, text="How do chromosomes split evenly?", anonymous=False, client_token=None)
+    panel = open_as(new_page, app_server, instructor, f"/livestream/{stream.pk}/manage/")
+    queue = panel.locator("#queue-region")
+    expect(queue.locator(f"#queue-question-{first.pk} .vote-count")).to_have_text("1 vote")
+    expect(queue.locator(f"#queue-question-{dup.pk} .vote-count")).to_have_text("0 votes")
+
+    item = queue.locator(f"#queue-question-{dup.pk}")
+    item.get_by_text("Merge into…").click()
+    target = item.get_by_role("radio", name=re.compile("every chromosome"))
+    expect(item.locator(".merge-target")).to_contain_text(long_text)  # whole, not cut mid-word
+    target.check()
+    item.get_by_role("button", name="Merge", exact=True).click()
+    expect(queue.locator(".question")).to_have_count(1)
+    expect(queue.locator(f"#queue-question-{first.pk} .vote-count")).to_have_text(re.compile(r"^\d+ votes?$"))
+    assert panel.errors == []

@@ -92,13 +92,17 @@ def _stage_context(request, stream: Stream) -> dict:
 @login_required
 def stream_detail(request, stream_id: int):
     stream = access_stream(request.user, stream_id)
-    channels = [channel("stream", stream.pk), channel("user", request.user.pk)]
+    stage = _stage_context(request, stream)
+    # Instructors get the presenter view: the Q&A queue with askers' names and the polls beside
+    # the video, from the control panel's channel (which carries everything the viewers' does).
+    presenter = stage["can_manage"] and stream.qa_enabled
+    channels = [channel("stream_manage" if presenter else "stream", stream.pk), channel("user", request.user.pk)]
     chat = stream.chat_room if stream.chat_enabled else None
     if chat is not None:
         channels.append(channel("room", chat.pk))
     stream_url = event_stream_url(channels)  # before anything the page shows is read
     do_note_viewer(stream, user=request.user)
-    context = {"stream_url": stream_url, **_stage_context(request, stream), **_viewers(stream)}
+    context = {"stream_url": stream_url, "presenter": presenter, **stage, **_viewers(stream)}
     if chat is not None:
         context.update(chat_panel_context(request, chat))
     if stream.qa_enabled:

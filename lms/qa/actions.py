@@ -24,9 +24,11 @@ def announce_questions(stream: Stream) -> None:
     def build():
         questions = list(Question.objects.filter(stream=stream).visible().ranked())
         context = {"stream": stream, "questions": questions}
+        # The instructors' queue also lists the dismissed, to filter by and reopen.
+        queue = {**context, "dismissed": list(Question.objects.filter(stream=stream).dismissed())}
         return [
             (channel("stream", stream.pk), "questions_changed", "qa/panel.html#question-list", context),
-            (channel("stream_manage", stream.pk), "questions_changed", "qa/panel.html#question-queue", context),
+            (channel("stream_manage", stream.pk), "questions_changed", "qa/panel.html#question-queue", queue),
         ]
 
     # Two votes at once: the list pushed last is ranked with both.

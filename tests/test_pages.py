@@ -72,3 +72,39 @@ def test_staff_are_labelled_staff(member):
 
     assert member.get_role_display() == "Student"
     assert UserFactory(is_staff=True, role="instructor").get_role_display() == "Staff"
+
+
+@pytest.mark.django_db
+def test_the_peak_is_never_below_the_count_shown(client, course, instructor, member, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    import lms.livestream.views
+    from lms.livestream.actions import do_create_stream, do_start_stream
+
+    starts = timezone.now()
+    stream = do_start_stream(do_create_stream(course, creator=instructor, title="Live", starts_at=starts,
+                                              ends_at=starts + timedelta(hours=1)), actor=instructor)
+    monkeypatch.setattr(lms.livestream.views, "occupancy", lambda name: 3)  # the peak is not written yet
+    client.force_login(member)
+    page = html_lib.unescape(client.get(f"/livestream/{stream.pk}/").content.decode())
+    assert "3 watching · peak 3" in page
+
+
+@pytest.mark.django_db
+def test_an_ended_stream_without_questions_says_so_once(client, course, instructor, member):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lms.livestream.actions import do_create_stream, do_end_stream, do_start_stream
+
+    starts = timezone.now()
+    stream = do_start_stream(do_create_stream(course, creator=instructor, title="Live", starts_at=starts,
+                                              ends_at=starts + timedelta(hours=1)), actor=instructor)
+    do_end_stream(stream, actor=instructor)
+    client.force_login(member)
+    page = client.get(f"/livestream/{stream.pk}/").content.decode()
+    assert "No questions were asked during this stream." in page
+    assert "0 questions" not in page and "Ask the first" not in page and 'id="ask-form"' not in page

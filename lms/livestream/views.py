@@ -124,7 +124,9 @@ def stream_stage(request, stream_id: int):
 
 def _viewers(stream: Stream) -> dict:
     """The count as the page is drawn; updates arrive over the event stream."""
-    return {"viewers": occupancy(channel("stream", stream.pk)), "peak": stream.peak_viewers}
+    viewers = occupancy(channel("stream", stream.pk))
+    # The peak is written a moment after the count rises: never show fewer than are watching.
+    return {"viewers": viewers, "peak": max(stream.peak_viewers, viewers or 0)}
 
 
 def _panel_context(stream: Stream) -> dict:

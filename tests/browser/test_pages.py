@@ -169,6 +169,10 @@ def test_moderation_finds_one_student_among_three_hundred(app_server, new_page, 
     Enrolment.objects.bulk_create([Enrolment(course=course, user=user) for user in users])
     page = open_as(new_page, app_server, instructor, f"/chat/courses/{course.pk}/moderation/")
     members = page.locator("#members li")
+    # The search box looks like the site's other fields, not the browser's bare default.
+    style = "el => { const s = getComputedStyle(el); return [s.borderRadius, s.paddingLeft, s.borderTopColor]; }"
+    assert page.locator("#member-q").evaluate(style) == page.locator("#mute-%d" % users[0].pk).evaluate(style)
+    assert page.locator("#member-q").evaluate(style)[0] == "6px"
     expect(page.locator("#members .found")).to_have_text("Showing 25 of 301 students: type a name to narrow the list.")
     expect(members).to_have_count(25)
 

@@ -20,3 +20,8 @@ urlpatterns = [
     path("lti/", include("lms.lti.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = views.bad_request
+handler403 = views.permission_denied
+handler404 = views.page_not_found
+handler500 = views.server_error

@@ -1043,12 +1043,18 @@ def test_direct_start_with_an_instructor_of_a_shared_course_works(client, course
     assert client.post(reverse("chat:direct", args=[instructor.pk])).status_code == 302
 
 
-def test_direct_start_without_a_shared_course_is_404(client, member, stranger, staff):
+def test_direct_start_without_a_shared_course_is_404(client, member, stranger):
     client.force_login(member)
     assert client.post(reverse("chat:direct", args=[stranger.pk])).status_code == 404
-    client.force_login(staff)
-    assert client.post(reverse("chat:direct", args=[member.pk])).status_code == 404
     assert not Room.objects.filter(kind=Room.Kind.DIRECT).exists()
+
+
+def test_staff_can_do_everything_so_they_message_anyone(client, member, stranger, staff):
+    client.force_login(staff)
+    assert client.post(reverse("chat:direct", args=[member.pk])).status_code == 302
+    assert Room.objects.filter(kind=Room.Kind.DIRECT, participants=member).filter(participants=staff).exists()
+    client.force_login(member)  # and the member answers in that conversation, but still not strangers
+    assert client.post(reverse("chat:direct", args=[stranger.pk])).status_code == 404
 
 
 def test_direct_start_with_yourself_is_404(client, course, member):

@@ -136,7 +136,7 @@ def textarea(markup: str, element_id: str) -> str:
 def poll_figures(fragment: str) -> dict[int, tuple[int, int]]:
     """option pk -> (votes, percent) as the poll fragment shows them."""
     rows = re.findall(
-        r'data-option="(\d+)">.*?<span class="poll-figures">(\d+) · (\d+)%</span>', fragment, re.DOTALL
+        r'data-option="(\d+)">.*?<span class="poll-figures">(\d+) votes? · (\d+)%</span>', fragment, re.DOTALL
     )
     return {int(pk): (int(count), int(percent)) for pk, count, percent in rows}
 
@@ -396,11 +396,14 @@ def test_anonymous_question_shows_asker_on_control_panel(client, stream, instruc
     assert "anonymous to students" in page
 
 
-def test_anonymous_question_hides_asker_from_instructor_on_stream_page_too(client, stream, instructor, anonymous_question):
-    # The viewer panel is the same for everyone; the name lives in the control panel only.
+def test_instructors_stream_page_is_the_presenter_view_with_the_named_queue(client, stream, instructor, anonymous_question):
+    # Instructors see who asked, as in the control panel (the same instructors-only channel),
+    # marked as anonymous to students; students never get the name.
     login(client, instructor)
     page = client.get(reverse("livestream:detail", args=[stream.pk])).content.decode()
-    assert not shows_name(page)
+    assert 'id="queue-region"' in page and 'id="question-region"' not in page
+    assert SECRET_NAME in page and "anonymous to students" in page
+    assert f"stream_manage-{stream.pk}" in page and f"stream-{stream.pk}&" not in page
 
 
 def test_named_question_shows_asker_to_students(client, stream, asker, member, sent_events,
@@ -586,7 +589,8 @@ def test_question_action_pushes_list_to_viewers_and_control_panel(
     # The list as stored after the change, in both.
     expected = [q.pk for q in Question.objects.filter(stream=stream).visible().ranked()]
     assert list_ids(viewer) == expected
-    assert queue_ids(queue) == expected
+    # The instructors' queue also lists the dismissed, after the others (its third tab).
+    assert queue_ids(queue) == expected + [q.pk for q in Question.objects.filter(stream=stream).dismissed()]
 
 
 def test_question_action_pushes_nothing_before_commit(stream, member, sent_events, django_capture_on_commit_callbacks):
@@ -626,7 +630,7 @@ def test_question_list_is_ranked_pinned_open_votes_oldest(
     expected = [pinned.pk, open_3.pk, older_2.pk, newer_2.pk, answered_6.pk, answered_5.pk]
     fragments = pushed(sent_events, "questions_changed")
     assert list_ids(fragments[f"stream-{stream.pk}"]) == expected
-    assert queue_ids(fragments[f"stream_manage-{stream.pk}"]) == expected
+    assert queue_ids(fragments[f"stream_manage-{stream.pk}"]) == expected + [dismissed.pk]
     assert "Being answered now" in fragments[f"stream-{stream.pk}"]
     assert f'id="question-{pinned.pk}" class="question is-pinned' in fragments[f"stream-{stream.pk}"]
     assert "6 questions" in fragments[f"stream-{stream.pk}"]

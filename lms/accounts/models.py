@@ -40,6 +40,12 @@ class User(AbstractUser):
         """What other people see: the display name, else the full name, else the username."""
         return printable(self.display_name or self.get_full_name()) or self.get_username()
 
+    def get_role_display(self) -> str:
+        """The label beside names: staff (who can do everything) say so, whatever their role."""
+        if self.is_staff:
+            return _("Staff")
+        return self.Role(self.role).label if self.role in self.Role.values else self.role
+
     @property
     def is_instructor(self) -> bool:
         return self.role == self.Role.INSTRUCTOR or self.is_staff

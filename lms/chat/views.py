@@ -1,4 +1,5 @@
 import uuid
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -315,19 +316,37 @@ def member_unmute(request, course_id: int, user_id: int):
 
 def _moderation_response(request, course):
     url = reverse("chat:moderation", args=[course.pk])
+    if request.POST.get("q"):  # back to the search the moderator was in
+        url += "?" + urlencode({"q": request.POST["q"][:100]})
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+MODERATION_PAGE = 25
 
 
 @require_GET
 @login_required
 def moderation(request, course_id: int):
     course = access_course_to_moderate(request.user, course_id)
+    from django.db.models import Q
+
     from lms.chat.models import Mute
 
+    # Found by name or username, a page at a time: a course may have hundreds of students.
+    query = request.GET.get("q", "").strip()[:100]
+    students = course.students.order_by("display_name", "username")
+    if query:
+        students = students.filter(
+            Q(display_name__icontains=query) | Q(first_name__icontains=query) | Q(last_name__icontains=query)
+            | Q(username__icontains=query.lstrip("@"))
+        )
+    found = students.count()
+    members = {"course": course, "query": query, "students": students[:MODERATION_PAGE], "found": found,
+               "mute_form": MuteForm(), "muted_ids": set(Mute.objects.active().filter(course=course).values_list("user_id", flat=True))}
+    if request.htmx:
+        return render(request, "chat/moderation.html#members", members)
     context = {
-        "course": course,
-        "students": course.students.order_by("display_name", "username"),
-        "mute_form": MuteForm(),
+        **members,
         "entries": ModerationEntry.objects.filter(course=course).select_related("actor", "target", "room")[:200],
         "mutes": Mute.objects.active().filter(course=course).select_related("user", "muted_by"),
     }

@@ -20,10 +20,16 @@ def _announce_change(stream: Stream) -> None:
         publish_on_commit(name, "stream_changed", str(stream.pk))
 
 
+def room_name(stream: Stream) -> str:
+    """A stream's chat room is called after the stream (rooms' names are shorter)."""
+    title = stream.title.strip()
+    return title if len(title) <= 80 else title[:79].rsplit(" ", 1)[0].rstrip(" ,;:-") + "…"
+
+
 def _ensure_chat_room(stream: Stream) -> None:
     if stream.chat_enabled and stream.chat_room_id is None:
         stream.chat_room = Room.objects.create(
-            kind=Room.Kind.STREAM, course=stream.course, name=f"Livestream {stream.pk}", created_by=stream.created_by
+            kind=Room.Kind.STREAM, course=stream.course, name=room_name(stream), created_by=stream.created_by
         )
         stream.save(update_fields=["chat_room"])
 
@@ -44,6 +50,7 @@ def do_update_stream(stream: Stream, **fields) -> Stream:
     stream.save()
     # The chat follows the stream to a new course: its room is readable by that course only.
     Room.objects.filter(pk=stream.chat_room_id).exclude(course=stream.course_id).update(course=stream.course_id)
+    Room.objects.filter(pk=stream.chat_room_id).exclude(name=room_name(stream)).update(name=room_name(stream))
     _ensure_chat_room(stream)
     _announce_change(stream)
     return stream
@@ -97,10 +104,11 @@ def do_record_viewer_count(stream_id: int, count: int) -> None:
         # One point per minute for the viewers chart: the last count announced in that minute.
         minute = timezone.now().replace(second=0, microsecond=0)
         ViewerSample.objects.update_or_create(stream_id=stream_id, minute=minute, defaults={"viewers": count})
-    peak = Stream.objects.filter(pk=stream_id).values_list("peak_viewers", flat=True).first()
-    if peak is None:
+    row = Stream.objects.filter(pk=stream_id).values_list("peak_viewers", "state").first()
+    if row is None:
         return
-    context = {"viewers": count, "peak": peak, "oob": True}
+    peak, state = row
+    context = {"viewers": count, "peak": peak, "ended": state == Stream.State.ENDED, "oob": True}
     # Stored: a page rendered just before this announcement connects just after it, and
     # replays it, instead of showing the count it was rendered with until the next change.
     for name in (channel("stream", stream_id), channel("stream_manage", stream_id)):

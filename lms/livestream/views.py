@@ -92,13 +92,17 @@ def _stage_context(request, stream: Stream) -> dict:
 @login_required
 def stream_detail(request, stream_id: int):
     stream = access_stream(request.user, stream_id)
-    channels = [channel("stream", stream.pk), channel("user", request.user.pk)]
+    stage = _stage_context(request, stream)
+    # Instructors get the presenter view: the Q&A queue with askers' names and the polls beside
+    # the video, from the control panel's channel (which carries everything the viewers' does).
+    presenter = stage["can_manage"] and stream.qa_enabled
+    channels = [channel("stream_manage" if presenter else "stream", stream.pk), channel("user", request.user.pk)]
     chat = stream.chat_room if stream.chat_enabled else None
     if chat is not None:
         channels.append(channel("room", chat.pk))
     stream_url = event_stream_url(channels)  # before anything the page shows is read
     do_note_viewer(stream, user=request.user)
-    context = {"stream_url": stream_url, **_stage_context(request, stream), **_viewers(stream)}
+    context = {"stream_url": stream_url, "presenter": presenter, **stage, **_viewers(stream)}
     if chat is not None:
         context.update(chat_panel_context(request, chat))
     if stream.qa_enabled:
@@ -109,14 +113,20 @@ def stream_detail(request, stream_id: int):
 @require_GET
 @login_required
 def stream_stage(request, stream_id: int):
-    """The video area alone: pages re-fetch it when the stream starts or ends."""
+    """The video area, re-fetched when the stream starts or ends, with the regions that change
+    with it (the viewer count, the Q&A) swapped out of band."""
     stream = access_stream(request.user, stream_id)
-    return render(request, "livestream/detail.html#stage", _stage_context(request, stream))
+    context = {**_stage_context(request, stream), **_viewers(stream)}
+    if stream.qa_enabled:
+        context.update(qa_context(request, stream))
+    return render(request, "livestream/detail.html#stage-update", context)
 
 
 def _viewers(stream: Stream) -> dict:
     """The count as the page is drawn; updates arrive over the event stream."""
-    return {"viewers": occupancy(channel("stream", stream.pk)), "peak": stream.peak_viewers}
+    viewers = occupancy(channel("stream", stream.pk))
+    # The peak is written a moment after the count rises: never show fewer than are watching.
+    return {"viewers": viewers, "peak": max(stream.peak_viewers, viewers or 0)}
 
 
 def _panel_context(stream: Stream) -> dict:

@@ -39,12 +39,12 @@ def push_questions(stream_id: int, _changes: dict) -> None:
     def build():
         stream = Stream.objects.get(pk=stream_id)
         questions = list(Question.objects.filter(stream=stream).visible().ranked())
-        context = {"stream": stream, "questions": questions}
         # Each stored list is rendered again when a question in it is taken off the list.
         source = stored_key("qa_questions", stream.pk)
         shows = [stored_key("qa_question", q.pk) for q in questions]
+        contexts = _question_contexts(stream, questions)
         return [
-            (channel(kind, stream.pk), "questions_changed", template, context, source, shows)
+            (channel(kind, stream.pk), "questions_changed", template, contexts[kind], source, shows)
             for kind, template in _QUESTION_TEMPLATES.items()
         ]
 
@@ -59,8 +59,18 @@ def render_stored_questions(pk: int, channel_name: str, event: str) -> str | Non
     if stream is None or parsed is None or parsed[0] not in _QUESTION_TEMPLATES:
         return None
     questions = list(Question.objects.filter(stream=stream).visible().ranked())
-    context = {"stream": stream, "questions": questions}
+    context = _question_contexts(stream, questions)[parsed[0]]
     return render_to_string(_QUESTION_TEMPLATES[parsed[0]], context).strip()
+
+
+def _question_contexts(stream: Stream, questions: list[Question]) -> dict[str, dict]:
+    """What each channel family's list shows: the instructors' queue also lists the dismissed,
+    to filter by and reopen (instructors only: their channel is theirs)."""
+    context = {"stream": stream, "questions": questions}
+    return {
+        "stream": context,
+        "stream_manage": {**context, "dismissed": list(Question.objects.filter(stream=stream).dismissed())},
+    }
 
 
 def _forget_question(question: Question) -> None:

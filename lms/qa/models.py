@@ -14,6 +14,10 @@ class QuestionQuerySet(models.QuerySet):
         """What the Q&A list shows: not withdrawn, not dismissed, not merged away."""
         return self.filter(state__in=[Question.State.OPEN, Question.State.ANSWERED], merged_into__isnull=True)
 
+    def dismissed(self) -> "QuestionQuerySet":
+        """Dismissed by an instructor (not merged away), the latest first: the queue's third tab."""
+        return self.filter(state=Question.State.DISMISSED, merged_into__isnull=True).select_related("author").order_by("-pk")
+
     def ranked(self) -> "QuestionQuerySet":
         """Pinned first, then open before answered, then most votes, then oldest."""
         # By state, not by answered_at: NULLs sort first on SQLite but last on PostgreSQL.

@@ -55,6 +55,7 @@ def qa_context(request, stream) -> dict:
         polls.append({"poll": poll, "options": options, "total": total})
     return {
         "questions": questions,
+        "dismissed": Question.objects.filter(stream=stream).dismissed(),  # read by instructors' pages only
         "polls": polls,
         "question_form": QuestionForm(),
         "poll_form": PollForm(),

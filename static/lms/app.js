@@ -2,16 +2,50 @@
 (function () {
   "use strict";
 
-  // Times: the server writes UTC (a pushed fragment has no reader); show the reader's time.
-  var timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-  var dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  // Times, in the site's one set of formats (lms/accounts/dates.py writes the same on pages):
+  // "20:42", "today 20:42", "yesterday", "Monday 20:42", "Dec 1, 20:42", "Dec 1, 2025, 20:42",
+  // in the user's time zone (body[data-timezone], else the browser's) and the page's language.
+  // Pushed fragments carry UTC; this writes them for the reader.
+  var lang = document.documentElement.lang || undefined;
+  var zone = document.body.dataset.timezone || undefined;
+  function formatter(options) {
+    try { return new Intl.DateTimeFormat(lang, Object.assign({ timeZone: zone }, options)); }
+    catch (e) { zone = undefined; return new Intl.DateTimeFormat(lang, options); }
+  }
+  var clockFormat = formatter({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  var dayFormat = formatter({ month: "short", day: "numeric" });
+  var yearDayFormat = formatter({ month: "short", day: "numeric", year: "numeric" });
+  var weekdayFormat = formatter({ weekday: "long" });
+  var partsFormat = formatter({ year: "numeric", month: "numeric", day: "numeric" });
+  var relativeDays = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(lang, { numeric: "auto" }) : null;
+  function dayNumber(when) {  // days since 1970 of the calendar day `when` falls on in the zone
+    var p = {};
+    partsFormat.formatToParts(when).forEach(function (part) { p[part.type] = parseInt(part.value, 10); });
+    return { day: Date.UTC(p.year, p.month - 1, p.day) / 86400000, year: p.year };
+  }
+  function formatWhen(when, style) {
+    var clock = clockFormat.format(when);
+    if (style === "time") return clock;
+    var day = dayNumber(when), today = dayNumber(new Date()), delta = day.day - today.day, word = "";
+    if (Math.abs(delta) <= 1 && relativeDays) word = relativeDays.format(delta, "day");
+    else if (Math.abs(delta) < 7) word = weekdayFormat.format(when);
+    var date = word || (day.year === today.year ? dayFormat : yearDayFormat).format(when);
+    if (style === "short") return delta === 0 ? clock : date;
+    if (style === "date") return date;
+    return word ? word + " " + clock : date + ", " + clock;
+  }
+  function fullWhen(when) {
+    return weekdayFormat.format(when) + ", " + yearDayFormat.format(when) + ", " + clockFormat.format(when);
+  }
   function localTimes(root) {
-    root.querySelectorAll("time[data-local]").forEach(function (el) {
+    if (!root.querySelectorAll) return;
+    var found = Array.prototype.slice.call(root.querySelectorAll("time[data-local]"));
+    if (root.matches && root.matches("time[data-local]")) found.push(root);
+    found.forEach(function (el) {
       var when = new Date(el.getAttribute("datetime"));
       if (isNaN(when)) return;
-      var sameDay = when.toDateString() === new Date().toDateString();
-      el.textContent = (el.dataset.local === "time" && sameDay ? timeFormat : dateTimeFormat).format(when);
-      el.title = dateTimeFormat.format(when);
+      el.textContent = formatWhen(when, el.dataset.local);
+      el.title = fullWhen(when);
     });
   }
 

@@ -1,4 +1,5 @@
-// Livestream pages: countdowns that tick, and the Jitsi Meet call on the live stage.
+// Livestream pages: countdowns that tick, the Jitsi Meet call on the live stage, and the
+// recording's error state.
 (function () {
   "use strict";
 
@@ -87,6 +88,22 @@
     var el = evt.detail.target && evt.detail.target.querySelector && evt.detail.target.querySelector("#jitsi");
     if (el && el.jitsi) el.jitsi.dispose();
   });
+  // A recording that cannot load: say so instead of a player stuck at 0:00. Media errors do not
+  // bubble, hence the capture; one that happened before this script ran is in video.error.
+  function videoFailed(video) {
+    var notice = document.getElementById("video-failed");
+    if (!notice) return;
+    notice.hidden = false;
+    video.classList.add("is-failed");
+  }
+  document.addEventListener("error", function (evt) {
+    var el = evt.target;
+    if (el && el.id === "recording-video") videoFailed(el);
+    else if (el && el.tagName === "SOURCE" && el.parentNode && el.parentNode.id === "recording-video") videoFailed(el.parentNode);
+  }, true);
+  var recording = document.getElementById("recording-video");
+  if (recording && (recording.error || recording.networkState === 3)) videoFailed(recording);
+
   document.addEventListener("htmx:load", function (evt) { init(evt.detail.elt); });
   init(document);
 })();

@@ -16,7 +16,26 @@
     try { myPollVotes = JSON.parse(el.dataset.myPollVotes || "{}"); } catch (e) { myPollVotes = {}; }
   }
 
+  // The instructors' queue: tabs show the open, the answered or the dismissed questions. The
+  // choice is kept on the region, which pushed lists fill again; the tabs follow it.
+  function syncTabs() {
+    document.querySelectorAll(".queue-region").forEach(function (region) {
+      var show = region.dataset.show || "open";
+      region.querySelectorAll(".queue-tab").forEach(function (tab) {
+        tab.setAttribute("aria-pressed", tab.dataset.show === show ? "true" : "false");
+      });
+    });
+  }
+  document.addEventListener("click", function (evt) {
+    var tab = evt.target.closest && evt.target.closest(".queue-tab");
+    if (!tab) return;
+    var region = tab.closest(".queue-region");
+    if (region) region.dataset.show = tab.dataset.show;
+    syncTabs();
+  });
+
   function apply() {
+    syncTabs();
     document.querySelectorAll(".qa-panel .question[data-question]").forEach(function (item) {
       var id = item.dataset.question;
       item.classList.toggle("is-mine", myQuestions.has(id));

@@ -94,17 +94,17 @@ def test_a_poll_is_opened_voted_on_and_closed_live(people):
     ana.get_by_role("button", name="Mitosis").click()
     # Ben votes once Ana's vote has reached his page: a click on a button that the pushed
     # results are replacing at that very moment can land on the old one.
-    expect(ben.locator(".poll-option", has_text="Mitosis").locator(".poll-figures")).to_have_text("1 · 100%")
+    expect(ben.locator(".poll-option", has_text="Mitosis").locator(".poll-figures")).to_have_text("1 vote · 100%")
     ben.get_by_role("button", name="Mitosis").click()
     for page in (ana, ben, panel):
         option = page.locator(".poll-option", has_text="Mitosis")
-        expect(option.locator(".poll-figures")).to_have_text("2 · 100%")
+        expect(option.locator(".poll-figures")).to_have_text("2 votes · 100%")
         expect(option.locator("meter")).to_have_attribute("value", "100")
     # Ben changes his mind: the bars move for everyone.
     ben.get_by_role("button", name="Meiosis").click()
     for page in (ana, ben, panel):
-        expect(page.locator(".poll-option", has_text="Mitosis").locator(".poll-figures")).to_have_text("1 · 50%")
-        expect(page.locator(".poll-option", has_text="Meiosis").locator(".poll-figures")).to_have_text("1 · 50%")
+        expect(page.locator(".poll-option", has_text="Mitosis").locator(".poll-figures")).to_have_text("1 vote · 50%")
+        expect(page.locator(".poll-option", has_text="Meiosis").locator(".poll-figures")).to_have_text("1 vote · 50%")
     expect(ben.get_by_role("button", name="Meiosis")).to_have_attribute("aria-pressed", "true")
     expect(ben.get_by_role("button", name="Mitosis")).to_have_attribute("aria-pressed", "false")
 
@@ -112,4 +112,4 @@ def test_a_poll_is_opened_voted_on_and_closed_live(people):
     for page in (ana, ben):
         expect(page.locator(".poll")).to_contain_text("Closed")
         expect(page.get_by_role("button", name="Meiosis")).to_have_count(0)
-        expect(page.locator(".poll-option", has_text="Meiosis").locator(".poll-figures")).to_have_text("1 · 50%")
+        expect(page.locator(".poll-option", has_text="Meiosis").locator(".poll-figures")).to_have_text("1 vote · 50%")

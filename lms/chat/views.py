@@ -293,6 +293,8 @@ def member_mute(request, course_id: int):
         return HttpResponse(_("Instructors of the course cannot be muted."), status=400)
     user = get_object_or_404(course.students, pk=form.cleaned_data["user"])
     do_mute_member(course, actor=request.user, user=user, until=form.until())
+    if request.htmx and request.POST.get("from") == "message":  # muted from a message's toolbar: stay
+        return trigger_client_event(HttpResponse(status=204), "member-muted", {"name": user.name})
     return _moderation_response(request, course)
 
 

@@ -1,0 +1,86 @@
+"""The messaging basics people expect from Slack and Zulip, in real browsers, two people live."""
+
+import pytest
+from playwright.sync_api import expect
+
+from lms.chat.actions import do_create_room, do_post_message
+from tests.browser.conftest import log_in
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def room(course, instructor):
+    return do_create_room(course, creator=instructor, name="General")
+
+
+@pytest.fixture
+def ben(course):
+    ben = UserFactory(username="ben", display_name="Ben Okafor")
+    course.enrolments.create(user=ben)
+    return ben
+
+
+def open_room(new_page, server, user, room):
+    page = new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    log_in(page, server, user.username)
+    page.goto(f"{server.url}/chat/{room.pk}/")
+    expect(page.locator("#connection-status")).to_be_hidden()
+    return page
+
+
+def box(page):
+    return page.get_by_role("textbox", name="Message", exact=True)
+
+
+def send(page, text):
+    box(page).fill(text)
+    page.get_by_role("button", name="Send").click()
+
+
+def opacity(locator):
+    return locator.evaluate("el => getComputedStyle(el).opacity")
+
+
+def test_the_message_toolbar_shows_on_hover_and_is_reached_by_keyboard(app_server, new_page, room, member, ben):
+    do_post_message(room, author=ben, body="Is the lab open today?")
+    ana = open_room(new_page, app_server, member, room)
+    message = ana.locator("#messages .message").last
+    toolbar = message.get_by_role("toolbar", name="Message actions")
+    ana.mouse.move(0, 0)
+    expect(toolbar).to_have_css("opacity", "0")
+    # Not three links under every message any more: one toolbar, on hover...
+    message.hover()
+    expect(toolbar).to_have_css("opacity", "1")
+    expect(toolbar.get_by_role("button", name="Reply")).to_be_visible()
+    expect(toolbar.get_by_role("button", name="Edit")).to_be_hidden()  # Ben's message
+    expect(toolbar.get_by_role("button", name="Delete")).to_be_hidden()
+    expect(toolbar.get_by_text("Mute author")).to_be_hidden()  # students moderate nobody
+    ana.mouse.move(0, 0)
+    expect(toolbar).to_have_css("opacity", "0")
+    # ... and by keyboard: the next stop after the conversation is the message's Reply.
+    ana.locator("#message-scroller").focus()
+    ana.keyboard.press("Tab")
+    expect(toolbar.get_by_role("button", name="Reply")).to_be_focused()
+    expect(toolbar).to_have_css("opacity", "1")
+    ana.keyboard.press("Enter")
+    expect(ana.locator("#composer .replying")).to_contain_text("Is the lab open today?")
+    assert ana.errors == []
+
+
+def test_an_instructor_mutes_the_author_from_the_message(app_server, new_page, room, member, instructor):
+    do_post_message(room, author=member, body="spam spam spam")
+    ines = open_room(new_page, app_server, instructor, room)
+    ana = open_room(new_page, app_server, member, room)
+    message = ines.locator("#messages .message").last
+    message.hover()
+    message.get_by_text("Mute author").click()
+    message.get_by_role("combobox").select_option("10m")
+    message.get_by_role("button", name="Mute", exact=True).click()
+    expect(ines.locator("#room-status")).to_contain_text("is muted")
+    expect(ines).to_have_url(f"{app_server.url}/chat/{room.pk}/")  # the instructor stays in the room
+    expect(box(ana)).to_be_disabled()  # the student's composer says so, live
+    expect(ana.locator("#composer .notice")).to_contain_text("You are muted")
+    assert ines.errors == [] and ana.errors == []

@@ -8,7 +8,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lms.accounts.models import User
-from lms.chat.models import Message, ModerationEntry, Mute, Room
+from lms.chat import ratelimit
+from lms.chat.models import REACTIONS, Message, ModerationEntry, Mute, Reaction, Room
 from lms.chat.text import render_message
 from lms.courses.models import Course
 from lms.realtime import channel, publish_fragment_on_commit, publish_on_commit
@@ -157,6 +158,61 @@ def do_delete_message(message: Message, *, actor: User) -> Message:
         {"message": message, "oob": True},
     )
     return message
+
+
+# Reactions: at most this many adds and removes per person in this many seconds, across rooms.
+REACTION_LIMIT = 30
+REACTION_WINDOW = 30.0
+
+
+class RateLimited(Exception):
+    def __init__(self, wait: int):
+        super().__init__(f"wait {wait} s")
+        self.wait = wait
+
+
+def _check_reaction_rate(user: User) -> None:
+    wait = ratelimit.hit(f"react:{user.pk}", limit=REACTION_LIMIT, window=REACTION_WINDOW)
+    if wait:
+        raise RateLimited(wait)
+
+
+def _announce_reactions(message: Message) -> None:
+    """The message's reactions bar, by id, out of band: never the whole message."""
+    message.__dict__.pop("_reaction_groups", None)  # rendered after commit, from the database
+    publish_fragment_on_commit(
+        room_channel(message.room_id), "reactions_changed", "chat/room.html#reactions",
+        {"message": message, "oob": True},
+    )
+
+
+@transaction.atomic
+def do_add_reaction(message: Message, *, user: User, emoji: str) -> bool:
+    """`user` reacts to `message` with `emoji` (one of `REACTIONS`); True if it is new.
+
+    Assumes `user` may read the message's room and the message is not deleted. Raises
+    `RateLimited` past REACTION_LIMIT adds and removes per REACTION_WINDOW.
+    """
+    if emoji not in REACTIONS:
+        raise ValueError(f"not an offered reaction: {emoji!r}")
+    _check_reaction_rate(user)
+    try:
+        with transaction.atomic():
+            Reaction.objects.create(message=message, user=user, emoji=emoji)
+    except IntegrityError:  # already there (a double click, a second tab): one per person and emoji
+        return False
+    _announce_reactions(message)
+    return True
+
+
+@transaction.atomic
+def do_remove_reaction(message: Message, *, user: User, emoji: str) -> bool:
+    """Take back `user`'s `emoji` on `message`; True if there was one. Rate limited as adding."""
+    _check_reaction_rate(user)
+    removed, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
+    if removed:
+        _announce_reactions(message)
+    return bool(removed)
 
 
 @transaction.atomic

@@ -19,6 +19,7 @@ urlpatterns = [
     path("messages/<int:message_id>/", views.message_detail, name="message"),
     path("messages/<int:message_id>/edit/", views.message_edit, name="message_edit"),
     path("messages/<int:message_id>/delete/", views.message_delete, name="message_delete"),
+    path("messages/<int:message_id>/reactions/", views.message_react, name="message_react"),
     path("courses/<int:course_id>/rooms/", views.room_create, name="room_create"),
     path("courses/<int:course_id>/moderation/", views.moderation, name="moderation"),
     path("courses/<int:course_id>/mute/", views.member_mute, name="mute"),

@@ -24,6 +24,8 @@ from lms.chat.access import (
     people_to_message,
 )
 from lms.chat.actions import (
+    RateLimited,
+    do_add_reaction,
     do_create_room,
     do_delete_message,
     do_edit_message,
@@ -33,15 +35,17 @@ from lms.chat.actions import (
     do_signal_typing,
     do_mute_member,
     do_post_message,
+    do_remove_reaction,
     do_unmute_member,
     room_channel,
 )
 from lms.chat.forms import EditMessageForm, MessageForm, MuteForm, RoomForm, SearchForm
-from lms.chat.models import PAGE_SIZE, Message, ModerationEntry, Room
+from lms.chat.models import PAGE_SIZE, REACTIONS, Message, ModerationEntry, Room
 from lms.accounts.actions import online_ids
 from lms.chat.actions import present_people, room_members
 from lms.chat.receipts import annotate_receipts
 from lms.chat.search import search_messages
+from lms.chat.selectors import annotate_reactions
 from lms.courses.models import Course
 from lms.realtime import channel, event_stream_url, present_users
 
@@ -106,6 +110,7 @@ def chat_panel_context(request, room: Room, *, around: str = "") -> dict:
     else:
         page = messages.page_before(None)
     annotate_receipts(room, page)
+    annotate_reactions(page)
     return {
         "room": room,
         "chat_messages": page,
@@ -150,6 +155,7 @@ def history(request, room_id: int):
         return HttpResponse(_("Say which message to load history before."), status=400)
     page = room.messages.page_before(int(before))
     annotate_receipts(room, page)
+    annotate_reactions(page)
     has_older = bool(page) and room.messages.filter(pk__lt=page[0].pk).exists()
     return render(request, "chat/room.html#history", {"room": room, "chat_messages": page, "has_older": has_older})
 
@@ -239,6 +245,28 @@ def message_delete(request, message_id: int):
         do_delete_message(message, actor=request.user)
     if not request.htmx:
         return redirect("chat:room", room_id=message.room_id)
+    return HttpResponse(status=204)
+
+
+@require_POST
+@login_required
+def message_react(request, message_id: int):
+    """Add (`op=add`) or take back (`op=remove`) the reader's `emoji` on a message. The new
+    reactions bar arrives over the event stream, in every tab."""
+    message = access_message(request.user, message_id)
+    emoji, op = request.POST.get("emoji", ""), request.POST.get("op", "add")
+    if emoji not in REACTIONS or op not in ("add", "remove") or message.is_deleted:
+        return HttpResponse(_("Choose one of the offered reactions on a message that is still there."), status=400)
+    if op == "add" and active_mute(request.user, message.room):
+        return HttpResponse(_("You are muted in this course's rooms."), status=403)
+    try:
+        (do_add_reaction if op == "add" else do_remove_reaction)(message, user=request.user, emoji=emoji)
+    except RateLimited as limited:
+        response = HttpResponse(_("Slow down: you can react again in %(seconds)s s.") % {"seconds": limited.wait}, status=429)
+        response["Retry-After"] = str(limited.wait)
+        return response
+    if not request.htmx:
+        return redirect("chat:message", message_id=message.pk)
     return HttpResponse(status=204)
 
 

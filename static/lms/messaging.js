@@ -30,4 +30,106 @@
     var name = (evt.detail && evt.detail.name) || "";
     if (status) say((status.dataset.muted || "%(name)s is muted.").replace("%(name)s", name));
   });
+
+  // -- Reactions --------------------------------------------------------------------------
+  // A click on an emoji (toolbar, picker or a message's reactions bar) adds the reader's
+  // reaction, or takes it back if it is theirs. The new bar comes over the event stream.
+  var me = document.body.dataset.user || "";
+  function csrf() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; }
+  }
+  function mine(reaction) { return (" " + reaction.dataset.users + " ").indexOf(" " + me + " ") >= 0; }
+  function markMine(root) {
+    (root || document).querySelectorAll(".reaction[data-users]").forEach(function (reaction) {
+      reaction.setAttribute("aria-pressed", mine(reaction) ? "true" : "false");
+    });
+  }
+  var picker = null, pickerFor = null, pickerButton = null;
+  function closePicker(returnFocus) {
+    if (!picker || picker.hidden) return;
+    picker.hidden = true;
+    if (pickerButton) {
+      pickerButton.setAttribute("aria-expanded", "false");
+      if (returnFocus) pickerButton.focus();
+    }
+    pickerFor = pickerButton = null;
+  }
+  function openPicker(button) {
+    picker = document.getElementById("reaction-picker");
+    if (!picker) return;
+    pickerFor = button.closest(".message");
+    pickerButton = button;
+    button.setAttribute("aria-expanded", "true");
+    picker.hidden = false;
+    var place = button.getBoundingClientRect();
+    var width = picker.offsetWidth, height = picker.offsetHeight;
+    var left = Math.max(8, Math.min(place.right - width, window.innerWidth - width - 8));
+    var top = place.bottom + 4 + height > window.innerHeight ? place.top - height - 4 : place.bottom + 4;
+    picker.style.left = left + "px";
+    picker.style.top = Math.max(8, top) + "px";
+    picker.querySelector("[data-react]").focus();
+  }
+  function react(message, emoji) {
+    var bar = message && message.querySelector(".reactions[data-url]");
+    if (!bar) return;
+    var existing = Array.prototype.find.call(bar.querySelectorAll(".reaction"), function (r) { return r.dataset.react === emoji; });
+    var body = new URLSearchParams({ emoji: emoji, op: existing && mine(existing) ? "remove" : "add" });
+    var messages = document.getElementById("reaction-picker") || document.body;
+    fetch(bar.dataset.url, {
+      method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrf(), "HX-Request": "true" },
+    }).then(function (response) {
+      if (response.status === 429) say(messages.dataset.slowDown || "Slow down.");
+      else if (!response.ok) say(messages.dataset.failed || "Not saved.");
+    }, function () { say(messages.dataset.failed || "Not saved."); });
+  }
+  document.addEventListener("click", function (evt) {
+    var more = evt.target.closest && evt.target.closest("[data-react-more]");
+    if (more) {
+      var again = pickerButton === more;
+      closePicker(false);
+      if (!again) openPicker(more);
+      return;
+    }
+    var choice = evt.target.closest && evt.target.closest("[data-react]");
+    if (choice) {
+      var inPicker = choice.closest("#reaction-picker");
+      react(inPicker ? pickerFor : choice.closest(".message"), choice.dataset.react);
+      if (inPicker) closePicker(true);
+      return;
+    }
+    if (picker && !picker.hidden && !(evt.target.closest && evt.target.closest("#reaction-picker"))) closePicker(false);
+  });
+  document.addEventListener("keydown", function (evt) {
+    if (!picker || picker.hidden || !evt.target.closest || !evt.target.closest("#reaction-picker")) return;
+    var choices = Array.prototype.slice.call(picker.querySelectorAll("[data-react]"));
+    var at = choices.indexOf(document.activeElement);
+    var step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: 5, ArrowUp: -5 }[evt.key];
+    if (evt.key === "Escape") {
+      evt.preventDefault();
+      closePicker(true);
+    } else if (step) {
+      evt.preventDefault();
+      choices[Math.max(0, Math.min(choices.length - 1, at + step))].focus();
+    } else if (evt.key === "Tab") {
+      closePicker(false);
+    }
+  });
+  window.addEventListener("resize", function () { closePicker(false); });
+  document.addEventListener("scroll", function (evt) {
+    if (picker && !picker.hidden && !picker.contains(evt.target)) closePicker(false);
+  }, true);
+  // A bar pushed for a message this page does not show (older history): nothing to swap.
+  document.addEventListener("htmx:sseBeforeMessage", function (evt) {
+    var event = evt.detail;
+    if (!event || event.type !== "reactions_changed") return;
+    var id = /id="(reactions-\d+)"/.exec(event.data || "");
+    if (!id || !document.getElementById(id[1])) evt.preventDefault();
+  });
+
+  // -- After every change of the page ------------------------------------------------------
+  function refresh(evt) {
+    markMine(evt && evt.detail && evt.detail.elt && evt.detail.elt.querySelectorAll ? evt.detail.elt : document);
+  }
+  ["htmx:load", "htmx:oobAfterSwap"].forEach(function (name) { document.addEventListener(name, refresh); });
+  refresh();
 })();

@@ -84,3 +84,45 @@ def test_an_instructor_mutes_the_author_from_the_message(app_server, new_page, r
     expect(box(ana)).to_be_disabled()  # the student's composer says so, live
     expect(ana.locator("#composer .notice")).to_contain_text("You are muted")
     assert ines.errors == [] and ana.errors == []
+
+
+def test_reactions_are_live_for_everyone_and_one_per_person(app_server, new_page, room, member, ben):
+    do_post_message(room, author=ben, body="Slides are up")
+    ana = open_room(new_page, app_server, member, room)
+    bens = open_room(new_page, app_server, ben, room)
+    bens.locator("#messages .message").last.evaluate("el => el.notReplaced = true")
+    message = ana.locator("#messages .message").last
+    message.hover()
+    message.get_by_role("button", name="React with 👍").click()
+    theirs = bens.locator("#messages .message").last.locator(".reaction", has_text="👍")
+    expect(theirs.locator(".count")).to_have_text("1")
+    expect(theirs).to_have_attribute("aria-pressed", "false")  # not Ben's
+    ours = message.locator(".reaction", has_text="👍")
+    expect(ours).to_have_attribute("aria-pressed", "true")
+    # Who reacted, on hover and on keyboard focus.
+    theirs.hover()
+    assert "reacted with 👍" in theirs.evaluate("el => getComputedStyle(el, '::after').content")
+    theirs.focus()
+    assert member.name in theirs.evaluate("el => getComputedStyle(el, '::after').content")
+    theirs.click()  # Ben joins in
+    expect(ours.locator(".count")).to_have_text("2")
+    expect(theirs).to_have_attribute("aria-pressed", "true")
+    # The picker, by keyboard: opens on the first emoji, arrows move, Enter picks, focus returns.
+    message.hover()
+    more = message.get_by_role("button", name="React", exact=True)
+    more.focus()
+    ana.keyboard.press("Enter")
+    picker = ana.get_by_role("dialog", name="Add a reaction")
+    expect(picker).to_be_visible()
+    expect(picker.locator("[data-react]").first).to_be_focused()
+    ana.keyboard.press("ArrowRight")
+    ana.keyboard.press("Enter")
+    expect(picker).to_be_hidden()
+    expect(more).to_be_focused()
+    expect(bens.locator("#messages .message").last.locator(".reaction", has_text="❤️")).to_have_count(1)
+    # Clicking one's own reaction takes it back.
+    ours.click()
+    expect(theirs.locator(".count")).to_have_text("1")
+    expect(ours).to_have_attribute("aria-pressed", "false")
+    assert bens.locator("#messages .message").last.evaluate("el => el.notReplaced") is True  # only the bar was swapped
+    assert ana.errors == [] and bens.errors == []

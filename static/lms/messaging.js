@@ -126,10 +126,78 @@
     if (!id || !document.getElementById(id[1])) evt.preventDefault();
   });
 
+  // -- Day separators and grouping ----------------------------------------------------------
+  // The list is decorated here, for the page, history pages and pushed messages alike (a pushed
+  // fragment knows no previous message), in the reader's time zone: a separator before the
+  // first message of each day, and a person's messages within GROUP_SECONDS of their previous
+  // one are grouped under it (no repeated name and avatar).
+  var GROUP_SECONDS = 5 * 60;
+  var dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long" });
+  var dayYearFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+  function dayStart(date) { return new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime(); }
+  function dayLabel(list, start) {
+    var today = dayStart(new Date());
+    var yesterday = dayStart(new Date(today - 12 * 3600 * 1000));
+    if (start === today) return list.dataset.today || "Today";
+    if (start === yesterday) return list.dataset.yesterday || "Yesterday";
+    var date = new Date(start);
+    return (date.getFullYear() === new Date().getFullYear() ? dayFormat : dayYearFormat).format(date);
+  }
+  function decorate() {
+    var list = document.getElementById("messages");
+    if (!list || !list.dataset.today) return;
+    var scroller = document.getElementById("message-scroller");
+    var wasAtEnd = scroller && scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+    var previous = null, previousDay = null;
+    Array.prototype.slice.call(list.children).forEach(function (el) {
+      if (el.classList.contains("day-separator")) return;
+      if (!el.classList.contains("message") || !el.dataset.ts) { previous = previousDay = null; return; }
+      var when = new Date(parseInt(el.dataset.ts, 10) * 1000);
+      var day = dayStart(when);
+      var separator = el.previousElementSibling;
+      if (!separator || !separator.classList.contains("day-separator")) separator = null;
+      if (day !== previousDay) {
+        if (!separator) {
+          separator = document.createElement("li");
+          separator.className = "day-separator";
+          separator.appendChild(document.createElement("span"));
+          list.insertBefore(separator, el);
+        }
+        var label = dayLabel(list, day);
+        if (separator.dataset.day !== String(day) || separator.textContent !== label) {
+          separator.dataset.day = String(day);
+          separator.firstChild.textContent = label;
+        }
+      } else if (separator) {
+        separator.remove();
+      }
+      var grouped = Boolean(previous) && day === previousDay && previous.dataset.author === el.dataset.author &&
+        when - new Date(parseInt(previous.dataset.ts, 10) * 1000) <= GROUP_SECONDS * 1000 &&
+        !el.querySelector(".quote") && !el.classList.contains("is-editing") && !previous.classList.contains("is-editing");
+      el.classList.toggle("is-grouped", grouped);
+      previous = el;
+      previousDay = day;
+    });
+    // Separators left without their message (a history page came in above, a list reload).
+    list.querySelectorAll(":scope > .day-separator").forEach(function (separator) {
+      var next = separator.nextElementSibling;
+      if (!next || !next.classList.contains("message")) separator.remove();
+    });
+    if (wasAtEnd) scroller.scrollTop = scroller.scrollHeight;
+  }
+  var decorating = false;
+  function scheduleDecorate() {
+    if (decorating) return;
+    decorating = true;
+    window.setTimeout(function () { decorating = false; decorate(); }, 0);
+  }
+
   // -- After every change of the page ------------------------------------------------------
   function refresh(evt) {
     markMine(evt && evt.detail && evt.detail.elt && evt.detail.elt.querySelectorAll ? evt.detail.elt : document);
+    scheduleDecorate();
   }
-  ["htmx:load", "htmx:oobAfterSwap"].forEach(function (name) { document.addEventListener(name, refresh); });
-  refresh();
+  ["htmx:load", "htmx:oobAfterSwap", "htmx:afterSettle"].forEach(function (name) { document.addEventListener(name, refresh); });
+  markMine(document);
+  decorate();
 })();

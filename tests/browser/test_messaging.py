@@ -126,3 +126,82 @@ def test_reactions_are_live_for_everyone_and_one_per_person(app_server, new_page
     expect(ours).to_have_attribute("aria-pressed", "false")
     assert bens.locator("#messages .message").last.evaluate("el => el.notReplaced") is True  # only the bar was swapped
     assert ana.errors == [] and bens.errors == []
+
+
+def test_days_are_separated_and_a_persons_messages_grouped_on_the_page_in_history_and_live(
+    app_server, new_page, room, member, ben
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import MessageFactory
+
+    now = timezone.now()
+    eight_days, five_days = now - timedelta(days=8), now - timedelta(days=5)
+    for n in range(3):
+        MessageFactory(room=room, author=ben, body=f"old {n}", created=eight_days + timedelta(seconds=n))
+    for n in range(48):  # Ben, then Ana every tenth: groups break at each change of author
+        MessageFactory(room=room, author=member if n % 10 == 9 else ben, body=f"week {n:02d}",
+                       created=five_days + timedelta(seconds=30 * n))
+    MessageFactory(room=room, author=ben, body="much later", created=five_days + timedelta(hours=1))
+    MessageFactory(room=room, author=ben, body="yesterday's", created=now - timedelta(days=1))
+    ana = open_room(new_page, app_server, member, room)
+    bens = open_room(new_page, app_server, ben, room)
+    messages = ana.locator("#messages .message")
+    expect(messages).to_have_count(50)
+    weekday = ana.evaluate(
+        "ts => new Intl.DateTimeFormat(undefined, {weekday: 'long'}).format(new Date(ts * 1000))", five_days.timestamp()
+    )
+    separators = ana.locator("#messages > .day-separator")
+    expect(separators).to_have_count(2)
+    expect(separators.nth(0)).to_contain_text(weekday)
+    expect(separators.nth(1)).to_have_text("Yesterday")
+    expect(ana.locator("#messages > .day-separator + .message")).to_contain_text(["week 00", "yesterday's"])
+    # Grouped: Ben's 2nd to 9th messages, not his first, not Ana's, not after an hour's pause.
+    expect(ana.locator(".message:not(.is-grouped)", has_text="week 00")).to_have_count(1)
+    expect(ana.locator(".message.is-grouped", has_text="week 03")).to_have_count(1)
+    expect(ana.locator(".message:not(.is-grouped)", has_text="week 09")).to_have_count(1)  # Ana's
+    expect(ana.locator(".message:not(.is-grouped)", has_text="week 10")).to_have_count(1)  # Ben again
+    expect(ana.locator(".message:not(.is-grouped)", has_text="much later")).to_have_count(1)
+    expect(ana.locator(".message.is-grouped", has_text="week 03").locator(".author")).to_be_hidden()
+    expect(ana.locator(".message.is-grouped", has_text="week 03").locator(".avatar")).to_be_hidden()
+    # History: older messages come in with their own day, and no separator is left doubled.
+    ana.locator("#message-scroller").evaluate("el => el.scrollTop = 0")
+    expect(messages).to_have_count(53)
+    expect(separators).to_have_count(3)
+    expect(ana.locator("#messages > .day-separator + .message").first).to_contain_text("old 0")
+    expect(ana.locator(".message.is-grouped", has_text="old 1")).to_have_count(1)
+    # Live: the first message today gets "Today"; the next by the same person is grouped with it.
+    send(bens, "morning all")
+    expect(ana.locator("#messages > .day-separator").last).to_have_text("Today")
+    expect(ana.locator("#messages > .day-separator + .message").last).to_contain_text("morning all")
+    send(bens, "coffee first")
+    expect(ana.locator(".message.is-grouped", has_text="coffee first")).to_have_count(1)
+    expect(separators).to_have_count(4)
+    send(ana, "same here")
+    expect(ana.locator(".message:not(.is-grouped)", has_text="same here")).to_have_count(1)
+    expect(bens.locator(".message:not(.is-grouped)", has_text="same here")).to_have_count(1)
+    assert ana.errors == [] and bens.errors == []
+
+
+def test_avatars_show_initials_on_a_colour_of_the_persons_own_with_enough_contrast(app_server, new_page, room, member, ben):
+    do_post_message(room, author=ben, body="apples")
+    do_post_message(room, author=member, body="bananas")
+    ana = open_room(new_page, app_server, member, room)
+    bens_avatar = ana.locator(".message", has_text="apples").locator(".avatar")
+    expect(bens_avatar).to_have_text("BO")  # Ben Okafor
+    expect(bens_avatar).to_be_visible()
+    colours = [ana.locator(".message", has_text=t).locator(".avatar").evaluate("el => getComputedStyle(el).backgroundColor")
+               for t in ("apples", "bananas")]
+    assert colours[0] != colours[1]
+    for avatar in ana.locator(".avatar").all():
+        ratio = avatar.evaluate("""el => {
+            const rgb = s => s.match(/\\d+/g).slice(0, 3).map(Number);
+            const lum = c => { const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+                               return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+            const style = getComputedStyle(el);
+            const [a, b] = [lum(rgb(style.color)), lum(rgb(style.backgroundColor))];
+            return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        }""")
+        assert ratio >= 4.5

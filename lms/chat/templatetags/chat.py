@@ -18,3 +18,25 @@ def reaction_choices(which: str = "all") -> tuple[str, ...]:
     from lms.chat.models import QUICK_REACTIONS, REACTIONS
 
     return QUICK_REACTIONS if which == "quick" else REACTIONS
+
+
+AVATAR_COLOURS = 12  # .avatar-0 … .avatar-11 in messaging.css, each dark enough for white text
+
+
+@register.filter
+def avatar_colour(user_id) -> int:
+    """A colour for a person, the same on every page: spread so that neighbours' ids differ."""
+    try:
+        return (int(user_id) * 7) % AVATAR_COLOURS
+    except (TypeError, ValueError):
+        return 0
+
+
+@register.filter
+def initials(name: str) -> str:
+    """Up to two letters for an avatar: of the first and last words ("Ana María Ruiz" → "AR")."""
+    words = [w for w in (name or "").split() if w[0].isalnum()]
+    if not words:
+        return "?"
+    letters = words[0][0] + (words[-1][0] if len(words) > 1 else "")
+    return letters.upper()

@@ -192,6 +192,63 @@
     window.setTimeout(function () { decorating = false; decorate(); }, 0);
   }
 
+  // -- Drafts --------------------------------------------------------------------------------
+  // What is typed and not sent is kept per room in this browser (across room switches and
+  // reloads) and forgotten once sent.
+  function draftKey() {
+    var list = document.getElementById("messages");
+    return list && list.dataset.room ? "lms:draft:" + me + ":" + list.dataset.room : null;
+  }
+  function storage() { try { return window.localStorage; } catch (e) { return null; } }
+  function saveDraft() {
+    var box = document.getElementById("id_body"), key = draftKey(), store = storage();
+    if (!box || !key || !store) return;
+    try {
+      if (box.value.trim()) store.setItem(key, box.value);
+      else store.removeItem(key);
+    } catch (e) { /* full or refused: the draft is only lost on reload */ }
+  }
+  function restoreDraft() {
+    var box = document.getElementById("id_body"), key = draftKey(), store = storage();
+    if (!box || !key || !store || box.value || box.disabled) return;
+    var draft = store.getItem(key);
+    if (draft) box.value = draft;
+  }
+  document.addEventListener("input", function (evt) {
+    if (evt.target.id === "id_body") saveDraft();
+  });
+  document.addEventListener("message-sent", function () {
+    var key = draftKey(), store = storage();
+    if (key && store) store.removeItem(key);
+  });
+
+  // -- Reply, edit ---------------------------------------------------------------------------
+  // Reply puts the cursor in the message box, at the end of what is there, once the composer
+  // (or, after an edit, the message) it replaces is gone.
+  var focusWhenGone = null;
+  document.addEventListener("click", function (evt) {
+    if (evt.target.closest && evt.target.closest("[data-reply], #composer .replying button")) {
+      focusWhenGone = document.getElementById("composer");
+    }
+  }, true);
+  document.addEventListener("htmx:afterSettle", function () {
+    var box = document.getElementById("id_body");
+    if (!focusWhenGone || !box || document.body.contains(focusWhenGone)) return;
+    focusWhenGone = null;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  });
+  // Escape cancels an edit (as its Cancel button does) and gives the focus back to the message box.
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Escape" || !evt.target.closest) return;
+    var form = evt.target.closest(".edit-form");
+    var cancel = form && form.querySelector("button[type=button][hx-get]");
+    if (!cancel) return;
+    evt.preventDefault();
+    focusWhenGone = form.closest(".message");
+    cancel.click();
+  });
+
   // -- After every change of the page ------------------------------------------------------
   function refresh(evt) {
     markMine(evt && evt.detail && evt.detail.elt && evt.detail.elt.querySelectorAll ? evt.detail.elt : document);
@@ -200,4 +257,5 @@
   ["htmx:load", "htmx:oobAfterSwap", "htmx:afterSettle"].forEach(function (name) { document.addEventListener(name, refresh); });
   markMine(document);
   decorate();
+  restoreDraft();
 })();

@@ -205,3 +205,82 @@ def test_avatars_show_initials_on_a_colour_of_the_persons_own_with_enough_contra
             return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
         }""")
         assert ratio >= 4.5
+
+
+def test_drafts_are_kept_per_room_across_switches_and_reloads_and_cleared_when_sent(app_server, new_page, room, member, course, instructor):
+    other = do_create_room(course, creator=instructor, name="Labs")
+    ana = open_room(new_page, app_server, member, room)
+    box(ana).press_sequentially("half a thought", delay=5)
+    ana.get_by_role("link", name="Labs").first.click()
+    ana.wait_for_url(f"{app_server.url}/chat/{other.pk}/")
+    expect(box(ana)).to_have_value("")  # each room its own draft
+    box(ana).fill("")
+    box(ana).press_sequentially("lab note", delay=5)
+    ana.get_by_role("link", name="General").first.click()
+    ana.wait_for_url(f"{app_server.url}/chat/{room.pk}/")
+    expect(box(ana)).to_have_value("half a thought")
+    ana.reload()
+    expect(box(ana)).to_have_value("half a thought")
+    ana.get_by_role("button", name="Send").click()
+    expect(ana.locator("#messages .message").last).to_contain_text("half a thought")
+    expect(box(ana)).to_have_value("")
+    ana.reload()
+    expect(ana.locator("#messages .message")).to_have_count(1)
+    expect(box(ana)).to_have_value("")  # sent: forgotten
+    ana.goto(f"{app_server.url}/chat/{other.pk}/")
+    expect(box(ana)).to_have_value("lab note")
+    assert ana.errors == []
+
+
+def test_reply_puts_the_cursor_in_the_box_and_escape_cancels_an_edit(app_server, new_page, room, member, ben):
+    do_post_message(room, author=ben, body="Who has the key?")
+    do_post_message(room, author=member, body="Not me")
+    ana = open_room(new_page, app_server, member, room)
+    theirs = ana.locator(".message", has_text="Who has the key?")
+    theirs.hover()
+    theirs.get_by_role("button", name="Reply").click()
+    expect(ana.locator("#composer .replying")).to_contain_text("Who has the key?")
+    expect(box(ana)).to_be_focused()
+    ana.keyboard.type("Ines does")
+    expect(box(ana)).to_have_value("Ines does")
+    mine = ana.locator(".message", has_text="Not me")
+    mine.hover()
+    mine.get_by_role("button", name="Edit").click()
+    edit = ana.get_by_role("textbox", name="Edit message")
+    expect(edit).to_be_focused()
+    edit.fill("Not me, sorry")
+    edit.press("Escape")
+    expect(ana.locator(".edit-form")).to_have_count(0)
+    expect(ana.locator(".message", has_text="Not me")).not_to_contain_text("sorry")  # cancelled, not saved
+    expect(box(ana)).to_be_focused()
+    expect(box(ana)).to_have_value("Ines does")
+    assert ana.errors == []
+
+
+def drop_connection(page):
+    """The reader's stream breaks and cannot be reopened (new ones are refused at the network)
+    until `restore_connection`: what a train tunnel does, with the server still up."""
+    page.route("**/events/**", lambda route: route.abort())
+    page.evaluate("""() => {
+        const source = document.querySelector("[sse-connect]")["htmx-internal-data"].sseEventSource;
+        source.close();
+        source.onerror(new Event("error"));
+    }""")
+
+
+def test_after_a_gap_too_long_to_replay_every_missed_message_is_marked_new(app_server, new_page, room, member, ben):
+    from lms.realtime.hub import REPLAY_LIMIT
+
+    do_post_message(room, author=ben, body="before the outage")
+    ana = open_room(new_page, app_server, member, room)
+    drop_connection(ana)
+    expect(ana.locator("#connection-status")).to_have_text("Reconnecting…")
+    for n in range(REPLAY_LIMIT + 10):  # more than a resume replays: the list is fetched again
+        do_post_message(room, author=ben, body=f"missed {n}")
+    ana.unroute("**/events/**")
+    messages = ana.locator("#messages .message")
+    expect(messages.last).to_contain_text(f"missed {REPLAY_LIMIT + 9}", timeout=40_000)
+    expect(ana.locator("#connection-status")).to_be_hidden()
+    expect(ana.locator("#messages .message", has_text="before the outage")).to_have_count(0)
+    expect(ana.locator("#messages .message:not(.is-new)")).to_have_count(0)
+    assert messages.count() >= 50

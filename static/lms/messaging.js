@@ -249,6 +249,52 @@
     cancel.click();
   });
 
+  // -- Not sent · Retry ----------------------------------------------------------------------
+  // A send that fails (connection down, server error) says so on the composer and keeps the
+  // text. Retry, the next send of the same text, or the connection coming back sends it again
+  // with the same client token, so the server stores it once even if the first did arrive.
+  // Changed text is a new message: it gets a new token.
+  function composerForm(elt) {
+    var form = elt && elt.closest && elt.closest("#composer");
+    return form && elt === form ? form : null;
+  }
+  function newToken() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return "10000000-1000-4000-8000-100000000000".replace(/[018]/g, function (c) {
+      return (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16);
+    });
+  }
+  function showNotSent(form, failed) {
+    var notice = form.querySelector(".send-failed");
+    if (notice) notice.hidden = !failed;
+    if (failed) form.dataset.failedText = form.querySelector("textarea").value;
+    else delete form.dataset.failedText;
+  }
+  function sendFailed(evt) {
+    var form = composerForm(evt.detail && evt.detail.elt);
+    if (form) showNotSent(form, true);
+  }
+  document.addEventListener("htmx:sendError", sendFailed);
+  document.addEventListener("htmx:responseError", sendFailed);
+  document.addEventListener("htmx:timeout", sendFailed);
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target;
+    if (form.id !== "composer" || !("failedText" in form.dataset)) return;
+    var token = form.querySelector("[name=client_token]");
+    if (token && form.querySelector("textarea").value !== form.dataset.failedText) token.value = newToken();
+    showNotSent(form, false);
+  }, true);
+  document.addEventListener("click", function (evt) {
+    var retry = evt.target.closest && evt.target.closest("#composer [data-retry]");
+    if (retry) retry.form.requestSubmit();
+  });
+  document.body.addEventListener("lms:reconnected", function () {
+    var form = document.getElementById("composer");
+    if (form && "failedText" in form.dataset && form.querySelector("textarea").value === form.dataset.failedText) {
+      form.requestSubmit();
+    }
+  });
+
   // -- After every change of the page ------------------------------------------------------
   function refresh(evt) {
     markMine(evt && evt.detail && evt.detail.elt && evt.detail.elt.querySelectorAll ? evt.detail.elt : document);

@@ -284,3 +284,63 @@ def test_after_a_gap_too_long_to_replay_every_missed_message_is_marked_new(app_s
     expect(ana.locator("#messages .message", has_text="before the outage")).to_have_count(0)
     expect(ana.locator("#messages .message:not(.is-new)")).to_have_count(0)
     assert messages.count() >= 50
+
+
+def sent_tokens(page, room):
+    """The client tokens of the page's posts to `room`, in order."""
+    tokens = []
+    page.on("request", lambda request: request.method == "POST" and request.url.endswith(f"/chat/{room.pk}/messages/")
+            and tokens.append(dict(p.split("=", 1) for p in (request.post_data or "").split("&"))["client_token"]))
+    return tokens
+
+
+def test_a_send_that_fails_says_not_sent_and_retry_sends_it_once(app_server, new_page, room, member, ben):
+    from lms.chat.models import Message
+
+    ana = open_room(new_page, app_server, member, room)
+    bens = open_room(new_page, app_server, ben, room)
+    tokens = sent_tokens(ana, room)
+    posts = f"**/chat/{room.pk}/messages/"
+    # A server error: the text stays and the composer says so.
+    ana.route(posts, lambda route: route.fulfill(status=500, body="boom"))
+    send(ana, "Is the exam open-book?")
+    not_sent = ana.locator("#composer .send-failed")
+    expect(not_sent).to_be_visible()
+    expect(not_sent).to_contain_text("Not sent")
+    expect(box(ana)).to_have_value("Is the exam open-book?")
+    # The post arrived, but its answer was lost: Retry sends the same token, stored once.
+    ana.unroute(posts)
+    ana.route(posts, lambda route: (route.fetch(), route.abort()))
+    not_sent.get_by_role("button", name="Retry").click()
+    expect(bens.locator("#messages .message", has_text="Is the exam open-book?")).to_have_count(1)
+    expect(not_sent).to_be_visible()
+    ana.unroute(posts)
+    not_sent.get_by_role("button", name="Retry").click()
+    expect(not_sent).to_be_hidden()
+    expect(box(ana)).to_have_value("")
+    assert len(tokens) == 3 and len(set(tokens)) == 1
+    assert Message.objects.filter(room=room, body="Is the exam open-book?").count() == 1
+    expect(bens.locator("#messages .message", has_text="Is the exam open-book?")).to_have_count(1)
+    # Changed text after a failure is another message: a new token.
+    ana.route(posts, lambda route: route.abort())
+    send(ana, "first try")
+    expect(not_sent).to_be_visible()
+    ana.unroute(posts)
+    send(ana, "second try")
+    expect(bens.locator("#messages .message").last).to_contain_text("second try")
+    assert tokens[-1] != tokens[-2]
+
+
+def test_a_send_while_the_connection_is_down_goes_when_it_comes_back(app_server, new_page, room, member, ben):
+    ana = open_room(new_page, app_server, member, room)
+    bens = open_room(new_page, app_server, ben, room)
+    drop_connection(ana)
+    ana.route(f"**/chat/{room.pk}/messages/", lambda route: route.abort())
+    send(ana, "sent from the tunnel")
+    expect(ana.locator("#composer .send-failed")).to_be_visible()
+    expect(box(ana)).to_have_value("sent from the tunnel")
+    ana.unroute(f"**/chat/{room.pk}/messages/")
+    ana.unroute("**/events/**")
+    expect(bens.locator("#messages .message", has_text="sent from the tunnel")).to_have_count(1, timeout=20_000)
+    expect(ana.locator("#composer .send-failed")).to_be_hidden()
+    expect(box(ana)).to_have_value("")

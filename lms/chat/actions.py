@@ -344,6 +344,42 @@ def do_mark_read(room: Room, *, user: User, last_id: int) -> bool:
     return True
 
 
+@transaction.atomic
+def do_mark_all_read(user: User) -> int:
+    """Move `user`'s read marker in every room chat home lists to its newest message ("Mark all
+    as read"); returns how many moved. One push of the new counts to the user's pages, and the
+    rooms' receipts coalesced as `do_mark_read` does."""
+    from django.db.models import Max
+
+    from lms.chat.models import ReadMarker
+
+    rooms = Room.objects.for_member(user).listed()
+    newest = dict(
+        Message.objects.filter(room__in=rooms).order_by().values("room_id").annotate(last=Max("pk"))
+        .values_list("room_id", "last")
+    )
+    markers = {m.room_id: m for m in ReadMarker.objects.select_for_update().filter(user=user, room_id__in=list(newest))}
+    now = timezone.now()
+    moved = []
+    for room_id, last in newest.items():
+        marker = markers.get(room_id)
+        if marker is None:
+            marker, _ = ReadMarker.objects.get_or_create(room_id=room_id, user=user)
+        if marker.last_read_id >= last:
+            continue
+        moved.append((room_id, marker.last_read_id, last))
+        marker.last_read_id, marker.updated = last, now
+        marker.save(update_fields=["last_read_id", "updated"])
+    if moved:
+        transaction.on_commit(lambda: _announce_unread(user), robust=True)
+        if user.send_read_receipts:
+            for room_id, before, last in moved:
+                transaction.on_commit(
+                    partial(coalesce, "receipts", room_id, {"lo": before, "hi": last}), robust=True
+                )
+    return len(moved)
+
+
 def _announce_unread(user: User) -> None:
     from lms.chat.receipts import unread_state
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("<int:room_id>/read/", views.mark_read, name="read"),
     path("<int:room_id>/mentions/", views.mention_suggestions, name="mentions"),
     path("unread/", views.unread_state, name="unread"),
+    path("read-all/", views.read_all, name="read_all"),
     path("notifications/", views.notifications, name="notifications"),
     path("messages/<int:message_id>/", views.message_detail, name="message"),
     path("messages/<int:message_id>/edit/", views.message_edit, name="message_edit"),

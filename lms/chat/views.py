@@ -30,6 +30,7 @@ from lms.chat.actions import (
     do_delete_message,
     do_edit_message,
     do_get_or_create_direct_room,
+    do_mark_all_read,
     do_mark_notifications_read,
     do_mark_read,
     do_signal_typing,
@@ -375,6 +376,16 @@ def mark_read(request, room_id: int):
     if not last_id.isdecimal():
         return HttpResponse(_("Say up to which message you have read."), status=400)
     do_mark_read(room, user=request.user, last_id=int(last_id))
+    return HttpResponse(status=204)
+
+
+@require_POST
+@login_required
+def read_all(request):
+    """Mark every room read; the new counts are pushed to the user's pages."""
+    do_mark_all_read(request.user)
+    if not request.htmx:
+        return redirect("chat:home")
     return HttpResponse(status=204)
 
 

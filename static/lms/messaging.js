@@ -295,6 +295,24 @@
     }
   });
 
+  // -- Unread in the tab title ------------------------------------------------------------------
+  // "(3) Chat · Course live": the total of the nav's unread badge (kept by app.js), so a tab in
+  // the background says so. "Mark all as read" shows while there is something to mark.
+  var baseTitle = document.title.replace(/^\(\d+\) /, "");
+  function applyUnreadTotal() {
+    var badge = document.querySelector("[data-unread-total]");
+    if (!badge) return;
+    var total = badge.hidden ? 0 : parseInt(badge.textContent, 10) || 0;
+    var title = total ? "(" + total + ") " + baseTitle : baseTitle;
+    if (document.title !== title) document.title = title;
+    document.querySelectorAll("[data-mark-all-read]").forEach(function (form) { form.hidden = !total; });
+  }
+  var totalBadge = document.querySelector("[data-unread-total]");
+  if (totalBadge && window.MutationObserver) {
+    new MutationObserver(applyUnreadTotal).observe(totalBadge, { attributes: true, childList: true, characterData: true, subtree: true });
+  }
+  applyUnreadTotal();
+
   // -- After every change of the page ------------------------------------------------------
   function refresh(evt) {
     markMine(evt && evt.detail && evt.detail.elt && evt.detail.elt.querySelectorAll ? evt.detail.elt : document);

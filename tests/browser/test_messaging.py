@@ -344,3 +344,31 @@ def test_a_send_while_the_connection_is_down_goes_when_it_comes_back(app_server,
     expect(bens.locator("#messages .message", has_text="sent from the tunnel")).to_have_count(1, timeout=20_000)
     expect(ana.locator("#composer .send-failed")).to_be_hidden()
     expect(box(ana)).to_have_value("")
+
+
+def test_the_tab_title_counts_unread_and_mark_all_as_read_clears_every_tab(
+    app_server, new_page, room, member, ben, course, instructor
+):
+    labs = do_create_room(course, creator=instructor, name="Labs")
+    do_post_message(room, author=ben, body="one")
+    do_post_message(labs, author=ben, body="two")
+    ana = new_page()
+    log_in(ana, app_server, member.username)
+    ana.goto(f"{app_server.url}/chat/")
+    expect(ana).to_have_title("(2) Chat · Course live")
+    other_tab = ana.context.new_page()
+    other_tab.goto(f"{app_server.url}/chat/{labs.pk}/")  # reading Labs: one left, in General
+    expect(other_tab).to_have_title("(1) Labs · Course live")
+    expect(ana).to_have_title("(1) Chat · Course live")
+    bens = open_room(new_page, app_server, ben, room)
+    send(bens, "three")  # counted live by both tabs
+    expect(ana).to_have_title("(2) Chat · Course live")
+    expect(other_tab).to_have_title("(2) Labs · Course live")
+    ana.get_by_role("button", name="Mark all as read").click()
+    expect(ana).to_have_title("Chat · Course live")
+    expect(other_tab).to_have_title("Labs · Course live")  # pushed to every tab
+    expect(ana.locator("[data-unread-room]:visible")).to_have_count(0)
+    expect(ana.get_by_role("button", name="Mark all as read")).to_be_hidden()  # nothing left to mark
+    ana.reload()
+    expect(ana).to_have_title("Chat · Course live")
+    assert ana.errors == []

@@ -313,6 +313,21 @@
   }
   applyUnreadTotal();
 
+  // -- The room list on a phone -------------------------------------------------------------
+  document.addEventListener("click", function (evt) {
+    var toggle = evt.target.closest && evt.target.closest("[data-rooms-toggle]");
+    var layout = toggle && toggle.closest(".chat-layout");
+    if (!layout) return;
+    var open = layout.classList.toggle("rooms-open");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) {
+      var sidebar = document.getElementById(toggle.getAttribute("aria-controls"));
+      var current = sidebar && (sidebar.querySelector("[aria-current=page]") || sidebar.querySelector("a"));
+      sidebar.scrollIntoView({ block: "start" });
+      if (current) current.focus({ preventScroll: true });
+    }
+  });
+
   // -- After every change of the page ------------------------------------------------------
   function refresh(evt) {
     markMine(evt && evt.detail && evt.detail.elt && evt.detail.elt.querySelectorAll ? evt.detail.elt : document);

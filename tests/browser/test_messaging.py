@@ -372,3 +372,40 @@ def test_the_tab_title_counts_unread_and_mark_all_as_read_clears_every_tab(
     ana.reload()
     expect(ana).to_have_title("Chat · Course live")
     assert ana.errors == []
+
+
+def in_viewport(page, locator):
+    box = locator.bounding_box()
+    size = page.viewport_size
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= size["height"] and box["x"] + box["width"] <= size["width"]
+
+
+def test_on_a_phone_the_room_list_is_reached_without_scrolling_past_the_conversation(
+    app_server, new_page, room, member, ben, course, instructor
+):
+    labs = do_create_room(course, creator=instructor, name="Labs")
+    for n in range(30):
+        do_post_message(room, author=ben, body=f"a long conversation, line {n}")
+    do_post_message(labs, author=ben, body="lab time")
+    ana = new_page()
+    ana.set_viewport_size({"width": 390, "height": 844})
+    log_in(ana, app_server, member.username)
+    ana.goto(f"{app_server.url}/chat/{room.pk}/")
+    rooms = ana.get_by_role("button", name="Rooms")
+    expect(rooms).to_be_visible()
+    assert ana.evaluate("window.scrollY") == 0 and in_viewport(ana, rooms)
+    expect(rooms.locator("[data-unread-total]")).to_have_text("1")  # Labs has news
+    expect(ana.get_by_role("navigation", name="Rooms")).to_be_hidden()
+    rooms.click()
+    expect(rooms).to_have_attribute("aria-expanded", "true")
+    labs_link = ana.get_by_role("navigation", name="Rooms").get_by_role("link", name="Labs")
+    expect(labs_link).to_be_visible()
+    assert in_viewport(ana, labs_link)
+    labs_link.click()
+    ana.wait_for_url(f"{app_server.url}/chat/{labs.pk}/")
+    expect(ana.locator("#messages .message").last).to_contain_text("lab time")
+    # On a wide screen the list stays beside the conversation, with no button.
+    ana.set_viewport_size({"width": 1280, "height": 800})
+    expect(ana.get_by_role("button", name="Rooms")).to_be_hidden()
+    expect(ana.get_by_role("navigation", name="Rooms")).to_be_visible()
+    assert ana.errors == []

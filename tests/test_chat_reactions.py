@@ -157,3 +157,36 @@ def test_the_react_view_refuses_the_muted_and_the_hasty(client, message, member,
     do_mute_member(message.room.course, actor=instructor, user=member, until=None)
     ratelimit.reset()
     assert client.post(url, {"emoji": "🎉"}, headers=HX).status_code == 403
+
+
+def test_a_burst_of_reactions_is_pushed_once_per_period(
+    message, member, ben, sent_events, django_capture_on_commit_callbacks, monkeypatch
+):
+    from lms.chat.actions import REACTIONS_DELAY, announce_reactions
+    from lms.realtime import coalesce as coalescing
+
+    scheduled = []
+
+    class Loop:
+        def call_soon_threadsafe(self, fn, *args):
+            fn(*args)
+
+        def call_later(self, delay, fn, *args):
+            scheduled.append(delay)
+
+    class Hub:
+        loop = Loop()
+
+    monkeypatch.setattr("lms.realtime.hub.current_hub", lambda: Hub)
+    with django_capture_on_commit_callbacks(execute=True):
+        do_add_reaction(message, user=member, emoji="👍")
+    with django_capture_on_commit_callbacks(execute=True):
+        do_add_reaction(message, user=ben, emoji="👍")
+        do_add_reaction(message, user=ben, emoji="🎉")
+    assert sent_events == [] and scheduled == [REACTIONS_DELAY]  # one timer for the burst
+    _, items = coalescing._pending.pop(("reactions", message.pk))
+    with django_capture_on_commit_callbacks(execute=True):
+        announce_reactions(message.pk, items)  # what the timer runs
+    [(_, event, html)] = sent_events
+    assert event == "reactions_changed" and html.count('class="reaction"') == 2
+    assert '<span class="count">2</span>' in html

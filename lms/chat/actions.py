@@ -177,9 +177,20 @@ def _check_reaction_rate(user: User) -> None:
         raise RateLimited(wait)
 
 
+# A message's reactions bar is pushed at most this often (per process): a lecture's "👍 if that
+# made sense" is a burst of hundreds of reactions, each pushed to hundreds of pages otherwise.
+REACTIONS_DELAY = 0.5
+
+
 def _announce_reactions(message: Message) -> None:
-    """The message's reactions bar, by id, out of band: never the whole message."""
-    message.__dict__.pop("_reaction_groups", None)  # rendered after commit, from the database
+    transaction.on_commit(partial(coalesce, "reactions", message.pk), robust=True)
+
+
+def announce_reactions(message_id: int, _items: dict) -> None:
+    """The message's reactions bar as it is now, by id, out of band: never the whole message."""
+    message = Message.objects.filter(pk=message_id).only("pk", "room_id", "deleted").first()
+    if message is None:
+        return
     publish_fragment_on_commit(
         room_channel(message.room_id), "reactions_changed", "chat/room.html#reactions",
         {"message": message, "oob": True},

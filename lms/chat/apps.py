@@ -9,8 +9,10 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         from lms.chat.access import can_read_room
         from lms.chat.actions import (
+            REACTIONS_DELAY,
             RECEIPTS_DELAY,
             TYPING_SECONDS,
+            announce_reactions,
             announce_receipts,
             announce_room_presence,
             announce_typing,
@@ -24,3 +26,4 @@ class ChatConfig(AppConfig):
         register_channel("room", can_read_room, on_presence=announce_room_presence)
         register_ephemeral("typing", ttl=TYPING_SECONDS, on_change=announce_typing)
         register_coalesced("receipts", delay=RECEIPTS_DELAY, run=announce_receipts, merge=widen_read_range)
+        register_coalesced("reactions", delay=REACTIONS_DELAY, run=announce_reactions)

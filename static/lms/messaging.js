@@ -306,6 +306,10 @@
     var title = total ? "(" + total + ") " + baseTitle : baseTitle;
     if (document.title !== title) document.title = title;
     document.querySelectorAll("[data-mark-all-read]").forEach(function (form) { form.hidden = !total; });
+    document.querySelectorAll("[data-rooms-unread]").forEach(function (copy) {
+      copy.textContent = total ? String(total) : "";
+      copy.hidden = !total;
+    });
   }
   var totalBadge = document.querySelector("[data-unread-total]");
   if (totalBadge && window.MutationObserver) {

@@ -394,7 +394,7 @@ def test_on_a_phone_the_room_list_is_reached_without_scrolling_past_the_conversa
     rooms = ana.get_by_role("button", name="Rooms")
     expect(rooms).to_be_visible()
     assert ana.evaluate("window.scrollY") == 0 and in_viewport(ana, rooms)
-    expect(rooms.locator("[data-unread-total]")).to_have_text("1")  # Labs has news
+    expect(rooms.locator("[data-rooms-unread]")).to_have_text("1")  # Labs has news
     expect(ana.get_by_role("navigation", name="Rooms")).to_be_hidden()
     rooms.click()
     expect(rooms).to_have_attribute("aria-expanded", "true")

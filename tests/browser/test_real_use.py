@@ -32,7 +32,8 @@ def open_page(new_page, server, user, path):
     log_in(page, server, user.username)
     page.goto(server.url + path)
     expect(page.locator("#connection-status")).to_be_hidden()
-    page.wait_for_function("document.querySelector('[sse-connect]')['htmx-internal-data'].sseEventSource.readyState === 1")
+    # A function, not an expression: Playwright evals an expression in the page, which the CSP refuses.
+    page.wait_for_function("() => document.querySelector('[sse-connect]')['htmx-internal-data'].sseEventSource.readyState === 1")
     return page
 
 

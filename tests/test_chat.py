@@ -1076,8 +1076,9 @@ def test_direct_room_page_titles_it_with_the_other_persons_name(client, direct, 
 # Session, user, room, the reader's enrolment, channels (3 event ids), read marker (opening
 # reads), messages, receipts, presence, members, mute, sidebar rooms and last messages, the
 # notifications badge; the unread counts the page starts from (rooms, newest id, markers,
-# counts: a request of their own before), and whether the room is small enough for receipts.
-ROOM_PAGE_QUERIES = 30
+# counts: a request of their own before), and whether the room is small enough for receipts;
+# the reactions of the page's messages (one query).
+ROOM_PAGE_QUERIES = 31
 
 
 def fill_room(room, authors, count):

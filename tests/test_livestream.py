@@ -40,8 +40,8 @@ pytestmark = pytest.mark.django_db
 HX = {"HX-Request": "true"}
 FIVE_MINUTE_NOTICE = "ends embedded calls after 5 minutes"
 # Measured: a member's repeat visit to a live stream page with its chat and Q&A, 5 or 30 messages alike.
-# (+2 since: the chat's read receipts and the notifications badge.)
-STREAM_PAGE_QUERIES = 20
+# (+2 since: the chat's read receipts and the notifications badge; +1: the messages' reactions.)
+STREAM_PAGE_QUERIES = 21
 
 
 # --- Fixtures -----------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from lms.accounts.models import User
-from lms.chat.models import Message, ModerationEntry, Mute, Room
+from lms.chat import ratelimit
+from lms.chat.models import REACTIONS, Message, ModerationEntry, Mute, Reaction, Room
 from lms.chat.text import render_message
 from lms.courses.models import Course
 from lms.realtime import (
@@ -211,6 +212,74 @@ def do_delete_message(message: Message, *, actor: User) -> Message:
     return message
 
 
+# Reactions: at most this many adds and removes per person in this many seconds, across rooms.
+REACTION_LIMIT = 30
+REACTION_WINDOW = 30.0
+
+
+class RateLimited(Exception):
+    def __init__(self, wait: int):
+        super().__init__(f"wait {wait} s")
+        self.wait = wait
+
+
+def _check_reaction_rate(user: User) -> None:
+    wait = ratelimit.hit(f"react:{user.pk}", limit=REACTION_LIMIT, window=REACTION_WINDOW)
+    if wait:
+        raise RateLimited(wait)
+
+
+# A message's reactions bar is pushed at most this often (per process): a lecture's "👍 if that
+# made sense" is a burst of hundreds of reactions, each pushed to hundreds of pages otherwise.
+REACTIONS_DELAY = 0.5
+
+
+def _announce_reactions(message: Message) -> None:
+    transaction.on_commit(partial(coalesce, "reactions", message.pk), robust=True)
+
+
+def announce_reactions(message_id: int, _items: dict) -> None:
+    """The message's reactions bar as it is now, by id, out of band: never the whole message."""
+    message = Message.objects.filter(pk=message_id).only("pk", "room_id", "deleted").first()
+    if message is None:
+        return
+    publish_fragment_on_commit(
+        room_channel(message.room_id), "reactions_changed", "chat/room.html#reactions",
+        {"message": message, "oob": True},
+    )
+
+
+@transaction.atomic
+def do_add_reaction(message: Message, *, user: User, emoji: str, rate_limited: bool = True) -> bool:
+    """`user` reacts to `message` with `emoji` (one of `REACTIONS`); True if it is new.
+
+    Assumes `user` may read the message's room and the message is not deleted. Raises
+    `RateLimited` past REACTION_LIMIT adds and removes per REACTION_WINDOW (unless
+    `rate_limited` is false: sample data).
+    """
+    if emoji not in REACTIONS:
+        raise ValueError(f"not an offered reaction: {emoji!r}")
+    if rate_limited:
+        _check_reaction_rate(user)
+    try:
+        with transaction.atomic():
+            Reaction.objects.create(message=message, user=user, emoji=emoji)
+    except IntegrityError:  # already there (a double click, a second tab): one per person and emoji
+        return False
+    _announce_reactions(message)
+    return True
+
+
+@transaction.atomic
+def do_remove_reaction(message: Message, *, user: User, emoji: str) -> bool:
+    """Take back `user`'s `emoji` on `message`; True if there was one. Rate limited as adding."""
+    _check_reaction_rate(user)
+    removed, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
+    if removed:
+        _announce_reactions(message)
+    return bool(removed)
+
+
 @transaction.atomic
 def do_mute_member(course: Course, *, actor: User, user: User, until: datetime | None) -> Mute:
     """Mute `user` in every room of `course` until `until` (None: until lifted)."""
@@ -338,6 +407,42 @@ def do_mark_read(room: Room, *, user: User, last_id: int) -> bool:
             lambda: coalesce("receipts", room.pk, {"lo": before, "hi": last_id}), robust=True
         )
     return True
+
+
+@transaction.atomic
+def do_mark_all_read(user: User) -> int:
+    """Move `user`'s read marker in every room chat home lists to its newest message ("Mark all
+    as read"); returns how many moved. One push of the new counts to the user's pages, and the
+    rooms' receipts coalesced as `do_mark_read` does."""
+    from django.db.models import Max
+
+    from lms.chat.models import ReadMarker
+
+    rooms = Room.objects.for_member(user).listed()
+    newest = dict(
+        Message.objects.filter(room__in=rooms).order_by().values("room_id").annotate(last=Max("pk"))
+        .values_list("room_id", "last")
+    )
+    markers = {m.room_id: m for m in ReadMarker.objects.select_for_update().filter(user=user, room_id__in=list(newest))}
+    now = timezone.now()
+    moved = []
+    for room_id, last in newest.items():
+        marker = markers.get(room_id)
+        if marker is None:
+            marker, _ = ReadMarker.objects.get_or_create(room_id=room_id, user=user)
+        if marker.last_read_id >= last:
+            continue
+        moved.append((room_id, marker.last_read_id, last))
+        marker.last_read_id, marker.updated = last, now
+        marker.save(update_fields=["last_read_id", "updated"])
+    if moved:
+        transaction.on_commit(lambda: _announce_unread(user), robust=True)
+        if user.send_read_receipts:
+            for room_id, before, last in moved:
+                transaction.on_commit(
+                    partial(coalesce, "receipts", room_id, {"lo": before, "hi": last}), robust=True
+                )
+    return len(moved)
 
 
 def _announce_unread(user: User) -> None:

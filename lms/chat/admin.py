@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from lms.chat.models import Message, ModerationEntry, Mute, Notification, ReadMarker, Room
+from lms.chat.models import Message, ModerationEntry, Mute, Notification, Reaction, ReadMarker, Room
 
 
 @admin.register(Room)
@@ -44,4 +44,11 @@ class ReadMarkerAdmin(admin.ModelAdmin):
 class NotificationAdmin(admin.ModelAdmin):
     list_display = ("user", "kind", "message", "created", "read_at")
     list_filter = ("kind",)
+    raw_id_fields = ("user", "message")
+
+
+@admin.register(Reaction)
+class ReactionAdmin(admin.ModelAdmin):
+    list_display = ("emoji", "user", "message", "created")
+    list_filter = ("emoji",)
     raw_id_fields = ("user", "message")

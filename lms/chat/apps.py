@@ -9,8 +9,10 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         from lms.chat.access import can_read_room
         from lms.chat.actions import (
+            REACTIONS_DELAY,
             RECEIPTS_DELAY,
             TYPING_SECONDS,
+            announce_reactions,
             announce_receipts,
             announce_room_presence,
             announce_typing,
@@ -29,3 +31,4 @@ class ChatConfig(AppConfig):
         # Stored events that show a message are rendered again when it is edited or deleted.
         register_source("chat_message", render_stored_message)
         register_source("chat_summary", render_stored_summary)
+        register_coalesced("reactions", delay=REACTIONS_DELAY, run=announce_reactions)

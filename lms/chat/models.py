@@ -138,6 +138,20 @@ class Message(models.Model):
     def is_deleted(self) -> bool:
         return self.deleted is not None
 
+    @property
+    def reaction_groups(self) -> list:
+        """Its reactions by emoji (`lms.chat.selectors.annotate_reactions`): set for a whole
+        page at once; a message rendered on its own (an edit, a pushed fragment) reads its own."""
+        if "_reaction_groups" not in self.__dict__:
+            from lms.chat.selectors import annotate_reactions
+
+            annotate_reactions([self])
+        return self._reaction_groups
+
+    @reaction_groups.setter
+    def reaction_groups(self, groups: list) -> None:
+        self._reaction_groups = groups
+
 
 class MuteQuerySet(models.QuerySet):
     def active(self) -> "MuteQuerySet":
@@ -226,3 +240,29 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created", "-pk"]
         constraints = [models.UniqueConstraint(fields=["user", "message"], name="one_notification_per_message")]
+
+
+# The reactions offered: the first few in every message's toolbar, all of them in the picker.
+# A fixed set, checked by the server: no free text hides in a reaction.
+QUICK_REACTIONS = ("👍", "❤️", "😂", "🎉")
+REACTIONS = QUICK_REACTIONS + (
+    "😮", "🙏", "👏", "🔥", "✅", "❌", "👀", "🤔", "😢", "😊", "🙌", "💯", "➕", "❓", "🚀", "👋",
+)
+
+
+class Reaction(models.Model):
+    """One person's emoji on one message: at most one of each emoji per person."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=16)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="one_reaction_per_person_and_emoji")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.emoji} on {self.message_id}"

@@ -2,8 +2,18 @@
 
 from django.db import transaction
 
-from lms.chat.actions import do_create_room, do_get_or_create_direct_room, do_mark_read, do_post_message, room_members
+from lms.chat.actions import (
+    do_add_reaction,
+    do_create_room,
+    do_get_or_create_direct_room,
+    do_mark_read,
+    do_post_message,
+    room_members,
+)
 from lms.chat.models import Room
+
+# Reactions on a course's messages: (index of the message in its SCRIPT, who, emoji).
+REACTIONS = {"BIO101": [(0, "ana", "👋"), (0, "ben", "👋"), (2, "ana", "🙏"), (2, "ben", "👍")]}
 
 SCRIPT = {
     "BIO101": [
@@ -32,8 +42,9 @@ def create(sample) -> None:
         if room is None:
             room = do_create_room(course, creator=course.instructors.first(), name="General")
         if not room.messages.exists():
-            for username, body in SCRIPT.get(code, []):
-                do_post_message(room, author=sample.people[username], body=body)
+            posted = [do_post_message(room, author=sample.people[username], body=body)[0] for username, body in SCRIPT.get(code, [])]
+            for index, username, emoji in REACTIONS.get(code, []):
+                do_add_reaction(posted[index], user=sample.people[username], emoji=emoji, rate_limited=False)
         # Ana has read the start of her course rooms: the rest shows as unread.
         if room.messages.count() > 1 and sample.people["ana"] in room_members(room):
             do_mark_read(room, user=sample.people["ana"], last_id=room.messages.order_by("pk")[1].pk)

@@ -1,7 +1,6 @@
 import uuid
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db.models import OuterRef, Subquery
@@ -24,24 +23,29 @@ from lms.chat.access import (
     people_to_message,
 )
 from lms.chat.actions import (
+    RateLimited,
+    do_add_reaction,
     do_create_room,
     do_delete_message,
     do_edit_message,
     do_get_or_create_direct_room,
+    do_mark_all_read,
     do_mark_notifications_read,
     do_mark_read,
     do_signal_typing,
     do_mute_member,
     do_post_message,
+    do_remove_reaction,
     do_unmute_member,
     room_channel,
 )
 from lms.chat.forms import EditMessageForm, MessageForm, MuteForm, RoomForm, SearchForm
-from lms.chat.models import PAGE_SIZE, Message, ModerationEntry, Room
+from lms.chat.models import PAGE_SIZE, REACTIONS, Message, ModerationEntry, Room
 from lms.accounts.actions import online_ids
 from lms.chat.actions import present_people, room_members
 from lms.chat.receipts import annotate_receipts
 from lms.chat.search import search_messages
+from lms.chat.selectors import annotate_reactions
 from lms.courses.models import Course
 from lms import ratelimit
 from lms.realtime import channel, event_stream_url, present_users
@@ -107,6 +111,7 @@ def chat_panel_context(request, room: Room, *, around: str = "") -> dict:
     else:
         page = messages.page_before(None)
     annotate_receipts(room, page)
+    annotate_reactions(page)
     return {
         "room": room,
         "chat_messages": page,
@@ -151,6 +156,7 @@ def history(request, room_id: int):
         return HttpResponse(_("Say which message to load history before."), status=400)
     page = room.messages.page_before(int(before))
     annotate_receipts(room, page)
+    annotate_reactions(page)
     has_older = bool(page) and room.messages.filter(pk__lt=page[0].pk).exists()
     return render(request, "chat/room.html#history", {"room": room, "chat_messages": page, "has_older": has_older})
 
@@ -248,6 +254,28 @@ def message_delete(request, message_id: int):
     return HttpResponse(status=204)
 
 
+@require_POST
+@login_required
+def message_react(request, message_id: int):
+    """Add (`op=add`) or take back (`op=remove`) the reader's `emoji` on a message. The new
+    reactions bar arrives over the event stream, in every tab."""
+    message = access_message(request.user, message_id)
+    emoji, op = request.POST.get("emoji", ""), request.POST.get("op", "add")
+    if emoji not in REACTIONS or op not in ("add", "remove") or message.is_deleted:
+        return HttpResponse(_("Choose one of the offered reactions on a message that is still there."), status=400)
+    if op == "add" and active_mute(request.user, message.room):
+        return HttpResponse(_("You are muted in this course's rooms."), status=403)
+    try:
+        (do_add_reaction if op == "add" else do_remove_reaction)(message, user=request.user, emoji=emoji)
+    except RateLimited as limited:
+        response = HttpResponse(_("Slow down: you can react again in %(seconds)s s.") % {"seconds": limited.wait}, status=429)
+        response["Retry-After"] = str(limited.wait)
+        return response
+    if not request.htmx:
+        return redirect("chat:message", message_id=message.pk)
+    return HttpResponse(status=204)
+
+
 @require_GET
 @login_required
 def search(request, room_id: int):
@@ -302,6 +330,8 @@ def member_mute(request, course_id: int):
         return HttpResponse(_("Instructors of the course cannot be muted."), status=400)
     user = get_object_or_404(course.students, pk=form.cleaned_data["user"])
     do_mute_member(course, actor=request.user, user=user, until=form.until())
+    if request.htmx and request.POST.get("from") == "message":  # muted from a message's toolbar: stay
+        return trigger_client_event(HttpResponse(status=204), "member-muted", {"name": user.name})
     return _moderation_response(request, course)
 
 
@@ -374,6 +404,16 @@ def mark_read(request, room_id: int):
     if not last_id.isdecimal():
         return HttpResponse(_("Say up to which message you have read."), status=400)
     do_mark_read(room, user=request.user, last_id=int(last_id))
+    return HttpResponse(status=204)
+
+
+@require_POST
+@login_required
+def read_all(request):
+    """Mark every room read; the new counts are pushed to the user's pages."""
+    do_mark_all_read(request.user)
+    if not request.htmx:
+        return redirect("chat:home")
     return HttpResponse(status=204)
 
 

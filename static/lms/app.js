@@ -262,24 +262,42 @@
     });
   });
 
-  // After a reconnect, messages that arrive (the replayed ones) are marked "new" for a while.
-  var replaying = false, wasDown = false;
-  document.addEventListener("htmx:sseError", function () { wasDown = true; });
+  // After a reconnect, every message newer than the newest shown before the drop is marked
+  // "new": those replayed one by one and those of a list reloaded after a gap too old to replay.
+  var replaying = false, wasDown = false, shownBeforeDrop = 0;
+  document.addEventListener("htmx:sseError", function () {
+    var list = document.getElementById("messages");
+    if (!wasDown) shownBeforeDrop = list ? newestShown(list) : 0;
+    wasDown = true;
+  });
   document.addEventListener("htmx:sseOpen", function () {
     if (!wasDown) return;
     wasDown = false;
-    replaying = true;
     htmx.trigger(document.body, "lms:reconnected");
-    window.setTimeout(function () { replaying = false; }, 3000);
+    keepMarking();
   });
-  document.addEventListener("htmx:sseMessage", function (evt) {
-    if (!replaying || !evt.detail || evt.detail.type !== "message_created") return;
+  // The marking lasts until the replay is over: 3 s after the last message it brought.
+  var replayTimer = null;
+  function keepMarking() {
+    replaying = true;
+    window.clearTimeout(replayTimer);
+    replayTimer = window.setTimeout(function () { replaying = false; }, 3000);
+  }
+  function markReplayed() {
     var list = document.getElementById("messages");
-    var last = list && list.querySelector(".message:last-of-type");
-    if (last && !last.classList.contains("is-new")) {
-      last.classList.add("is-new");
-      last.dataset.newLabel = document.body.dataset.newLabel || "new";
-    }
+    if (!replaying || !list) return;
+    keepMarking();
+    list.querySelectorAll(".message:not(.is-new)").forEach(function (message) {
+      if ((parseInt(message.id.replace("message-", ""), 10) || 0) <= shownBeforeDrop) return;
+      message.classList.add("is-new");
+      message.dataset.newLabel = document.body.dataset.newLabel || "new";
+    });
+  }
+  document.addEventListener("htmx:sseMessage", function (evt) {
+    if (evt.detail && evt.detail.type === "message_created") markReplayed();
+  });
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (evt.detail && evt.detail.target && evt.detail.target.id === "messages") markReplayed();
   });
 
   // @-mentions: suggestions from the room's members as the word after "@" is typed.

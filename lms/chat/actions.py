@@ -9,7 +9,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from lms.accounts.models import User
-from lms.chat import ratelimit
+from lms import ratelimit
 from lms.chat.models import REACTIONS, Message, ModerationEntry, Mute, Reaction, Room
 from lms.chat.text import render_message
 from lms.courses.models import Course

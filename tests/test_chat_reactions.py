@@ -7,7 +7,7 @@ from django.db import IntegrityError
 from django.urls import reverse
 
 import lms.chat.actions
-from lms.chat import ratelimit
+from lms import ratelimit
 from lms.chat.actions import RateLimited, do_add_reaction, do_edit_message, do_mute_member, do_remove_reaction
 from lms.chat.models import Reaction
 from tests.factories import MessageFactory, RoomFactory, UserFactory

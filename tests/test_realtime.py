@@ -75,6 +75,14 @@ def test_malformed_requests_get_400(app_server, member, session_for, query):
     run(scenario())
 
 
+def test_a_channel_name_with_a_trailing_newline_is_malformed():
+    from lms.realtime.channels import is_well_formed, parse_channel
+
+    assert parse_channel("course-1") == ("course", 1)
+    assert parse_channel("course-1\n") is None
+    assert not is_well_formed("course-1\n")
+
+
 def test_unknown_channel_kind_is_refused(app_server, member, session_for):
     member_key = session_for(member)
     async def scenario():

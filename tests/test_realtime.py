@@ -63,7 +63,15 @@ def test_one_refused_channel_refuses_the_whole_stream(app_server, course, member
 @pytest.mark.parametrize(
     "query",
     ["", "channel=course-1&lastEventId=course-1:x", "channel=course-1&lastEventId=nonsense",
-     "&".join(f"channel=course-{n}" for n in range(1, 34))],
+     "&".join(f"channel=course-{n}" for n in range(1, 34)),
+     # More query parameters than Django reads (TooManyFieldsSent).
+     "channel=course-1&" + "&".join(f"x{n}=1" for n in range(1001)),
+     # Invalid UTF-8, NUL bytes, a trailing newline and oversized values.
+     "channel=course-1%FF", "channel=%FF%FE", "channel=course-1&lastEventId=course-1:1%FF",
+     "channel=course-1%00", "channel=course-1&lastEventId=course-1:%00", "channel=course-1%0A",
+     "channel=course-" + "1" * 5000, "channel=course-1&lastEventId=course-1:" + "9" * 30,
+     "channel=course-1&lastEventId=" + "course-1:1," * 1000],
+    ids=lambda query: query[:40],
 )
 def test_malformed_requests_get_400(app_server, member, session_for, query):
     member_key = session_for(member)
@@ -73,6 +81,14 @@ def test_malformed_requests_get_400(app_server, member, session_for, query):
             assert (await client.next_event(5)).json()["condition"] == "bad-request"
 
     run(scenario())
+
+
+def test_a_channel_name_with_a_trailing_newline_is_malformed():
+    from lms.realtime.channels import is_well_formed, parse_channel
+
+    assert parse_channel("course-1") == ("course", 1)
+    assert parse_channel("course-1\n") is None
+    assert not is_well_formed("course-1\n")
 
 
 def test_unknown_channel_kind_is_refused(app_server, member, session_for):

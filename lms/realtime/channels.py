@@ -20,7 +20,7 @@ PresenceCallback = Callable[[int, set[int]], None]
 _checks: dict[str, ChannelCheck] = {}
 _occupancy: dict[str, OccupancyCallback] = {}
 _presence: dict[str, PresenceCallback] = {}
-_NAME = re.compile(r"^([a-z][a-z_]*)-([1-9][0-9]{0,17})$")
+_NAME = re.compile(r"\A([a-z][a-z_]*)-([1-9][0-9]{0,17})\Z")
 
 
 def register_channel(
@@ -64,6 +64,11 @@ def is_watched(name: str) -> bool:
 
 def channel(kind: str, pk: int) -> str:
     return f"{kind}-{int(pk)}"
+
+
+def is_well_formed(name: str) -> bool:
+    """Whether `name` is spelled like a channel name at all (its kind may still be unknown)."""
+    return _NAME.match(name) is not None
 
 
 def parse_channel(name: str) -> tuple[str, int] | None:

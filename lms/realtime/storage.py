@@ -16,12 +16,12 @@ import time
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
+from django.db.models import Count, Func, IntegerField, Sum
 from django.utils import timezone
 from django_eventstream.event import Event
 from django_eventstream.models import EventCounter
 from django_eventstream.models import Event as StoredEvent
-from django_eventstream.storage import EVENT_TIMEOUT, DjangoModelStorage, EventDoesNotExist
-from django_eventstream.utils import get_storage
+from django_eventstream.storage import EVENT_TIMEOUT, DjangoModelStorage
 
 from lms.realtime.copies import forget_before
 
@@ -85,23 +85,74 @@ def current_ids(channels: list[str]) -> dict[str, int]:
     return {channel: found.get(channel, 0) for channel in channels}
 
 
-def read_since(known: dict[str, int], limit: int) -> dict[str, tuple[list, int, bool]]:
-    """For each channel, the stored events after its known id: (events, current id, reset).
+# A replay is bounded per channel in events and in bytes: a gap larger than either gets
+# `stream-reset` (the page reloads that part) instead of being read into memory.
+REPLAY_MAX_BYTES = 1024 * 1024
+REPLAY_PAGE = 100  # events read from the database at a time while a replay is written
 
-    `reset` is true when the events asked for are no longer all kept (trimmed, too many, or
-    an id this database never issued): the reader should reload rather than replay.
+
+class OctetLength(Func):
+    """The size of a text in bytes, as stored."""
+
+    function = "OCTET_LENGTH"
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="LENGTH(CAST(%(expressions)s AS BLOB))", **extra)
+
+
+def plan_replay(
+    known: dict[str, int], limit: int, max_bytes: int = REPLAY_MAX_BYTES
+) -> dict[str, tuple[int, bool]]:
+    """For each channel, what a replay after its known id holds: (last id to replay, reset).
+
+    `reset` is true when the events asked for are no longer all kept (trimmed, or an id this
+    database never issued) or are too many (`limit` events or more, or more than `max_bytes`):
+    the reader should reload rather than replay, and resume from the returned id. Nothing
+    is read but counts and sizes, at most `limit` rows' worth per channel.
     """
-    storage = get_storage()
+    current = current_ids(list(known))
     out = {}
     for channel, last_id in known.items():
-        try:
-            events = storage.get_events(channel, int(last_id), limit=limit)
-        except EventDoesNotExist as missing:
-            out[channel] = ([], int(missing.current_id), True)
+        last_id, upto = int(last_id), current[channel]
+        if last_id == upto:
+            out[channel] = (upto, False)
             continue
-        if len(events) >= limit:
-            out[channel] = ([], storage.get_current_id(channel), True)
+        if last_id > upto or not StoredEvent.objects.filter(channel=channel, eid=last_id).exists():
+            out[channel] = (upto, True)
             continue
-        current = events[-1].id if events else int(last_id)
-        out[channel] = (events, current, False)
+        gap = StoredEvent.objects.filter(channel=channel, eid__gt=last_id, eid__lte=upto).order_by("eid")
+        found = gap[:limit].aggregate(count=Count("eid"), size=Sum(OctetLength("data")))
+        too_big = found["count"] >= limit or (found["size"] or 0) > max_bytes
+        out[channel] = (upto, too_big)
+    return out
+
+
+def read_page(channel: str, after: int, upto: int, size: int = REPLAY_PAGE) -> list[Event]:
+    """Up to `size` stored events of `channel` with ids in (after, upto], oldest first."""
+    rows = StoredEvent.objects.filter(channel=channel, eid__gt=after, eid__lte=upto).order_by("eid")
+    return [
+        Event(channel, row.type, json.loads(row.data), id=row.eid)
+        for row in rows.only("type", "data", "eid")[:size]
+    ]
+
+
+def read_since(
+    known: dict[str, int], limit: int, max_bytes: int = REPLAY_MAX_BYTES
+) -> dict[str, tuple[list, int, bool]]:
+    """For each channel, the stored events after its known id: (events, current id, reset).
+
+    `reset` as for `plan_replay`. This holds every channel's events at once: a stream writes
+    its replay page by page instead (`plan_replay`, `read_page`).
+    """
+    out = {}
+    for channel, (upto, reset) in plan_replay(known, limit, max_bytes).items():
+        if reset:
+            out[channel] = ([], upto, True)
+            continue
+        events, after = [], int(known[channel])
+        while page := read_page(channel, after, upto):
+            events.extend(page)
+            after = page[-1].id
+        out[channel] = (events, events[-1].id if events else int(known[channel]), False)
     return out

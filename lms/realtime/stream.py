@@ -22,10 +22,11 @@ import random
 from urllib.parse import quote, unquote
 
 from django.conf import settings
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import SuspiciousOperation
 from django.core.handlers.asgi import ASGIRequest
 
 from lms.realtime.access import refused_channels, user_from_session
+from lms.realtime.channels import is_well_formed
 from lms.realtime.hub import (
     REPLAY_LIMIT,
     Subscriber,
@@ -34,11 +35,13 @@ from lms.realtime.hub import (
     get_hub,
     run_db,
 )
-from lms.realtime.storage import current_ids, read_since
+from lms.realtime.storage import current_ids, plan_replay, read_page
 
 logger = logging.getLogger(__name__)
 
 MAX_CHANNELS = 32
+MAX_LAST_EVENT_ID = MAX_CHANNELS * 300  # characters: every channel's name and position
+MAX_EVENT_ID = 2**63 - 1  # stored ids are 64-bit
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache, no-store"),
@@ -52,23 +55,35 @@ class BadRequest(ValueError):
 
 
 def parse_request(request: ASGIRequest) -> tuple[list[str], dict[str, int]]:
-    """The channels asked for and the last ids to resume from."""
-    channels = list(dict.fromkeys(request.GET.getlist("channel")))
+    """The channels asked for and the last ids to resume from.
+
+    Anything malformed is a `BadRequest` (400): too many query parameters, names that are not
+    channel names (NUL bytes, text that was not UTF-8, oversized), ids out of range.
+    """
+    try:
+        query = request.GET
+    except SuspiciousOperation as error:  # more than DATA_UPLOAD_MAX_NUMBER_FIELDS parameters
+        raise BadRequest(str(error)) from None
+    channels = list(dict.fromkeys(query.getlist("channel")))
     if not channels:
         raise BadRequest("No channels specified.")
     if len(channels) > MAX_CHANNELS:
         raise BadRequest(f"At most {MAX_CHANNELS} channels per stream.")
+    if not all(is_well_formed(name) for name in channels):
+        raise BadRequest("Malformed channel name.")
     raw = request.headers.get("Last-Event-ID", "")
     if not raw:
         # The last non-empty value: a reconnecting page may append a newer one.
-        raw = next((v for v in reversed(request.GET.getlist("lastEventId")) if v), "")
+        raw = next((v for v in reversed(query.getlist("lastEventId")) if v), "")
+    if len(raw) > MAX_LAST_EVENT_ID:
+        raise BadRequest("Last-Event-ID or lastEventId is too long.")
     last_ids: dict[str, int] = {}
     if raw and raw != "error":
         try:
             for part in raw.split(","):
                 name, colon, value = part.rpartition(":")
                 number = int(value)
-                if not colon or number < 0:
+                if not colon or not 0 <= number <= MAX_EVENT_ID:
                     raise ValueError
                 if unquote(name) in channels:
                     last_ids[unquote(name)] = number
@@ -83,10 +98,10 @@ def admit(session_key: str | None, channels: list[str]) -> tuple[object, list[st
 
 
 def catch_up(channels: list[str], last_ids: dict[str, int]):
-    """Replay for the channels the client names, and the current id of the others."""
-    replay = read_since({c: last_ids[c] for c in channels if c in last_ids}, REPLAY_LIMIT)
+    """What to replay for the channels the client names, and the current id of the others."""
+    plan = plan_replay({c: last_ids[c] for c in channels if c in last_ids}, REPLAY_LIMIT)
     fresh = current_ids([c for c in channels if c not in last_ids])
-    return replay, fresh
+    return plan, fresh
 
 
 def make_id(last_ids: dict[str, int], quoted: dict[str, str]) -> str:
@@ -118,7 +133,7 @@ def read_request(scope) -> tuple[list[str], dict[str, int], str | None]:
 async def serve_stream(scope, receive, send) -> None:
     try:
         channels, last_ids, session_key = read_request(scope)
-    except (BadRequest, DisallowedHost) as error:
+    except (BadRequest, SuspiciousOperation, UnicodeError) as error:  # DisallowedHost is one too
         await respond(send, 400, "bad-request", f"Invalid request: {error}")
         return
 
@@ -149,32 +164,20 @@ async def serve_stream(scope, receive, send) -> None:
     hub.add(subscriber)
     watcher = None
     try:
-        replay, fresh = await run_db(catch_up, channels, last_ids)
+        plan, fresh = await run_db(catch_up, channels, last_ids)
         quoted = {c: quote(c) for c in channels}
-        state: dict[str, int] = {}
-        parts = []
-        reset = [c for c, (_, _, was_reset) in replay.items() if was_reset]
-        for name in channels:
-            if name in replay:
-                state[name] = replay[name][1] if name in reset else last_ids[name]
-            else:
-                state[name] = fresh[name]
-        if reset:
-            parts.append(encode_event("stream-reset", json.dumps({"channels": reset})))
-            parts.append(f"id: {make_id(state, quoted)}\n\n")
-        for name, (events, _, was_reset) in replay.items():
-            for event in events:
-                state[name] = event.id
-                parts.append(encode_event(event.type, event.data))
-                parts.append(f"id: {make_id(state, quoted)}\n\n")
-        for name in channels:
-            hub.note_position(name, state[name])
+        state = {name: last_ids[name] if name in plan else fresh[name] for name in channels}
 
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        body = "retry: 2000\nevent: stream-open\ndata:\n\n" + "".join(parts)
-        await send({"type": "http.response.body", "body": body.encode(), "more_body": True})
-
         watcher = asyncio.ensure_future(_watch_disconnect(receive, subscriber))
+        opening = b"retry: 2000
+event: stream-open
+data:
+
+"
+        await _write_replay(send, subscriber, plan, state, quoted, opening)
+        for name in channels:
+            hub.note_position(name, state[name])
         expiry = asyncio.get_running_loop().call_later(lifetime(), _expire, subscriber)
         try:
             await _pump(subscriber, state, quoted, send)
@@ -226,7 +229,7 @@ async def _pump(subscriber: Subscriber, state: dict[str, int], quoted: dict[str,
             break
         parts: list[bytes] = []
         if subscriber.overflow or subscriber.reset:
-            parts.extend(await _recover(subscriber, state, quoted))
+            await _recover(subscriber, state, quoted, send)
         items = subscriber.items
         while items:
             item = items.popleft()
@@ -253,23 +256,41 @@ async def _pump(subscriber: Subscriber, state: dict[str, int], quoted: dict[str,
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _recover(subscriber: Subscriber, state: dict[str, int], quoted: dict[str, str]):
+async def _recover(subscriber: Subscriber, state: dict[str, int], quoted: dict[str, str], send):
     """Catch a stream up from storage after it fell behind or its gap became too old."""
     subscriber.reset.clear()
     subscriber.overflow = False
     subscriber.items.clear()
-    replay = await run_db(read_since, {c: state[c] for c in subscriber.channels}, REPLAY_LIMIT)
-    parts, reset = [], []
-    for name, (events, current, was_reset) in replay.items():
-        if was_reset:
-            state[name] = current
-            reset.append(name)
-            continue
-        for event in events:
-            state[name] = event.id
-            parts.append(encode_event(event.type, event.data))
-            parts.append(f"id: {make_id(state, quoted)}\n\n")
+    plan = await run_db(plan_replay, {c: state[c] for c in subscriber.channels}, REPLAY_LIMIT)
+    await _write_replay(send, subscriber, plan, state, quoted)
+
+
+async def _write_replay(
+    send, subscriber: Subscriber, plan: dict[str, tuple[int, bool]], state: dict[str, int], quoted, head=b""
+) -> None:
+    """Write a replay to the client as it is read: page by page, one channel after another.
+
+    `plan` comes from `plan_replay`, so each channel's replay is bounded in events and bytes,
+    and only one page of one channel is held at a time; channels whose gap is too large or too
+    old get `stream-reset` first. `state` holds each channel's position and moves with it.
+    A client that leaves stops the reading.
+    """
+    reset = [name for name, (_, was_reset) in plan.items() if was_reset]
+    for name in reset:
+        state[name] = plan[name][0]
     if reset:
-        reset_event = encode_event("stream-reset", json.dumps({"channels": reset}))
-        parts[:0] = [reset_event, f"id: {make_id(state, quoted)}\n\n"]
-    return [part.encode() for part in parts]
+        head += encode_event("stream-reset", json.dumps({"channels": reset})).encode()
+        head += f"id: {make_id(state, quoted)}\n\n".encode()
+    if head:
+        await send({"type": "http.response.body", "body": head, "more_body": True})
+    for name, (upto, was_reset) in plan.items():
+        while not was_reset and state[name] < upto and not subscriber.closed:
+            page = await run_db(read_page, name, state[name], upto)
+            if not page:
+                break
+            parts = []
+            for event in page:
+                state[name] = event.id
+                parts.append(encode_event(event.type, event.data))
+                parts.append(f"id: {make_id(state, quoted)}\n\n")
+            await send({"type": "http.response.body", "body": "".join(parts).encode(), "more_body": True})

@@ -170,11 +170,7 @@ async def serve_stream(scope, receive, send) -> None:
 
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         watcher = asyncio.ensure_future(_watch_disconnect(receive, subscriber))
-        opening = b"retry: 2000
-event: stream-open
-data:
-
-"
+        opening = b"retry: 2000\nevent: stream-open\ndata:\n\n"
         await _write_replay(send, subscriber, plan, state, quoted, opening)
         for name in channels:
             hub.note_position(name, state[name])

@@ -283,9 +283,14 @@
     window.clearTimeout(replayTimer);
     replayTimer = window.setTimeout(function () { replaying = false; }, 3000);
   }
+  // A gap too old to replay reloads the list: however long that takes, its messages are marked.
+  var reloadPending = false;
+  document.addEventListener("lms:stream-reset", function () {
+    if (wasDown || replaying) reloadPending = true;
+  });
   function markReplayed() {
     var list = document.getElementById("messages");
-    if (!replaying || !list) return;
+    if (!(replaying || reloadPending) || !list) return;
     keepMarking();
     list.querySelectorAll(".message:not(.is-new)").forEach(function (message) {
       if ((parseInt(message.id.replace("message-", ""), 10) || 0) <= shownBeforeDrop) return;
@@ -297,7 +302,10 @@
     if (evt.detail && evt.detail.type === "message_created") markReplayed();
   });
   document.addEventListener("htmx:afterSwap", function (evt) {
-    if (evt.detail && evt.detail.target && evt.detail.target.id === "messages") markReplayed();
+    if (evt.detail && evt.detail.target && evt.detail.target.id === "messages") {
+      markReplayed();
+      reloadPending = false;
+    }
   });
 
   // @-mentions: suggestions from the room's members as the word after "@" is typed.

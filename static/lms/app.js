@@ -288,12 +288,16 @@
   document.addEventListener("lms:stream-reset", function () {
     if (wasDown || replaying) reloadPending = true;
   });
+  var missedUpTo = 0; // the newest message the replay or reload brought: older pages loaded later are marked up to it
   function markReplayed() {
     var list = document.getElementById("messages");
-    if (!(replaying || reloadPending) || !list) return;
-    keepMarking();
+    if (!list) return;
+    var marking = replaying || reloadPending;
+    if (marking) keepMarking();
     list.querySelectorAll(".message:not(.is-new)").forEach(function (message) {
-      if ((parseInt(message.id.replace("message-", ""), 10) || 0) <= shownBeforeDrop) return;
+      var id = parseInt(message.id.replace("message-", ""), 10) || 0;
+      if (id <= shownBeforeDrop || !(marking || id <= missedUpTo)) return;
+      missedUpTo = Math.max(missedUpTo, id);
       message.classList.add("is-new");
       message.dataset.newLabel = document.body.dataset.newLabel || "new";
     });
@@ -301,8 +305,14 @@
   document.addEventListener("htmx:sseMessage", function (evt) {
     if (evt.detail && evt.detail.type === "message_created") markReplayed();
   });
+  document.addEventListener("htmx:load", function (evt) {
+    // An older page of the list, loaded as the reader scrolls up, may hold missed messages too.
+    var elt = evt.detail && evt.detail.elt;
+    if (missedUpTo && elt && elt.closest && elt.closest("#messages")) markReplayed();
+  });
   document.addEventListener("htmx:afterSwap", function (evt) {
-    if (evt.detail && evt.detail.target && evt.detail.target.id === "messages") {
+    var target = evt.detail && evt.detail.target;
+    if (target && target.id === "messages") {
       markReplayed();
       reloadPending = false;
     }
